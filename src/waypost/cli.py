@@ -1,0 +1,159 @@
+"""The `waypost` command: `waypost agent` runs the server.
+
+Consul's single-dash spellings (`-node`, `-dev`, `-server`…) are accepted for
+the flags we share, so `consul agent -server -bootstrap -node localhost`
+works with `waypost` in place of `consul`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+import click
+
+from waypost import __version__
+from waypost.config import (
+    DEFAULT_DATACENTER,
+    DEFAULT_DATA_DIR,
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    AgentConfig,
+)
+from waypost.exceptions import StartupError
+
+# Consul's flags we share, spelled Consul's way (one dash) → ours.
+_CONSUL_FLAGS = {
+    "-dev": "--dev",
+    "-node": "--node",
+    "-data-dir": "--data-dir",
+    "-datacenter": "--datacenter",
+    "-http-port": "--http-port",
+    "-client": "--client",
+    "-server": "--server",
+    "-bootstrap": "--bootstrap",
+    "-log-level": "--log-level",
+}
+
+
+def translate_consul_flags(args: list[str]) -> list[str]:
+    """Rewrite `-node x` / `-node=x` into `--node x` / `--node=x`."""
+    out = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if name in _CONSUL_FLAGS:
+            arg = _CONSUL_FLAGS[name] + sep + value
+        out.append(arg)
+    return out
+
+
+def _split_addr(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8500)")
+    return host.strip("[]") or DEFAULT_HTTP_HOST, int(port)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="waypost")
+def main() -> None:
+    """waypost: a service registry that speaks Consul's HTTP API."""
+
+
+@main.command(context_settings={"auto_envvar_prefix": "WAYPOST"})
+@click.option(
+    "--http-addr",
+    default=f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}",
+    show_default=True,
+    help="HOST:PORT the HTTP API listens on (port 0 picks a free one).",
+)
+@click.option("--http-port", type=int, help="Port only (Consul's -http-port).")
+@click.option("--client", help="Listen address only (Consul's -client).")
+@click.option(
+    "--data-dir",
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Folder of the durable SQLite store; one agent per folder.",
+)
+@click.option("--dev", is_flag=True, help="Keep everything in memory; write nothing.")
+@click.option("--node", default=None, help="This agent's node name [default: host name].")
+@click.option(
+    "--datacenter", default=DEFAULT_DATACENTER, show_default=True, help="Datacenter name."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["trace", "debug", "info", "warn", "warning", "error"], case_sensitive=False),
+    help="How much to log.",
+)
+@click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
+@click.option("--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
+def agent(
+    http_addr: str,
+    http_port: int | None,
+    client: str | None,
+    data_dir: str,
+    dev: bool,
+    node: str | None,
+    datacenter: str,
+    log_level: str,
+    server: bool,
+    bootstrap: bool,
+) -> None:
+    """Run the registry server (embedded durable store by default).
+
+    -server and -bootstrap are accepted for Consul compatibility and do
+    nothing: a single waypost agent is always its own leader.
+    """
+    host, port = _split_addr(http_addr)
+    if client:
+        host = client
+    if http_port is not None:
+        port = http_port
+    level = {"trace": "DEBUG", "warn": "WARNING"}.get(log_level.lower(), log_level.upper())
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = AgentConfig(
+        http_host=host,
+        http_port=port,
+        data_dir=data_dir,
+        dev=dev,
+        datacenter=datacenter,
+        log_level=level.lower(),
+        **({"node": node} if node else {}),
+    )
+    from waypost.server import Agent
+
+    try:
+        instance = Agent(config)
+        _run(instance.serve())
+    except StartupError as exc:
+        click.echo(f"waypost: error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(coro)  # type: ignore[arg-type]
+        return
+    uvloop.run(coro)  # type: ignore[arg-type]
+
+
+def entrypoint() -> None:
+    """Console script: translate Consul's flags, then run click."""
+    args = sys.argv[1:]
+    if args and args[0] == "agent":
+        args = translate_consul_flags(args)
+    main.main(args=args, prog_name="waypost")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entrypoint()

@@ -1,0 +1,658 @@
+"""Consistent-hash ring: which node owns a key, for sticky routing and check duty.
+
+Pure: no I/O, no clock, no asyncio. Every process that holds the same members
+and weights computes the same owner for every key, whatever the order of the
+changes that led there, on any Python version (no builtin ``hash()``).
+
+How it works, and why:
+
+- Node ``name`` with weight ``w`` places ``round(vnodes * w)`` points on a
+  64-bit circle, point ``i`` at ``xxh3_64(utf8(name), seed=i)``. A key hashes
+  to ``xxh3_64(key)`` and belongs to the first point at or after that hash
+  (clockwise), ties between points going to the smaller node name. Points
+  depend only on their own node, so a join only takes keys for the newcomer
+  and a leave only hands out the leaver's keys: movement is minimal. Raising a
+  weight adds points and keeps the old ones, so it too only moves keys in.
+- Balance comes from many points per node. A node's share is a sum of
+  ``vnodes`` gaps, so its spread is about ``1/sqrt(vnodes)``; the busiest of
+  100 nodes sits about 2.5 of those above the mean. The default of 4096 keeps
+  the busiest of 100 nodes at or under 1.05x the mean (see bench/RESULTS.md).
+- Lookups stay O(1) whatever the point count: a jump table indexed by the top
+  bits of the key hash holds the owner of every slot that no point splits.
+  Only keys in a split slot (a few percent) bisect the sorted point array.
+- Many points make a full build slow in pure Python, so after the first build
+  a change merges or cuts only the changed nodes' points (array slices copied
+  in C) and patches only the table slots around them. The mapping never
+  depends on the table: it is only a cache of the exact ring.
+
+Bounded loads (``get_bounded``) follows Mirrokni, Thorup and Zadimoghaddam,
+"Consistent Hashing with Bounded Loads" (2016), as HAProxy's
+``hash-balance-factor`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
+from fractions import Fraction
+
+import msgspec
+from xxhash import xxh3_64_intdigest
+
+__all__ = [
+    "DEFAULT_BALANCE_FACTOR",
+    "DEFAULT_VNODES",
+    "HASH_SPACE",
+    "MAX_NODES",
+    "EmptyRingError",
+    "HashRing",
+    "Ring",
+    "RingStatistics",
+    "hash_key",
+]
+
+DEFAULT_VNODES = 4096
+"""Points per unit of weight: the busiest of 100 nodes stays <= 1.05x the mean.
+
+Measured over 40 random sets of 100 node names (exact arc shares): 2048 points
+give a median max/mean of 1.058, 3072 give 1.046, 4096 give 1.040 with the
+95th percentile at 1.049. Lookup time does not grow with it (jump table).
+"""
+
+DEFAULT_BALANCE_FACTOR = 1.25
+"""``1 + epsilon`` for bounded loads: HAProxy's suggested 125 %."""
+
+HASH_SPACE = 1 << 64
+"""Keys and points live on the circle ``[0, HASH_SPACE)``."""
+
+MAX_NODES = 0xFFFE
+"""Nodes of positive weight one ring can hold: owners are stored in 16 bits."""
+
+# xxh3_64 over short keys (10-byte user ids, CPython 3.11, this project's
+# 2-core machine; see bench/RESULTS.md for the run that reproduces it):
+# xxh3_64_intdigest 42-63 ns, mmh3.hash64 125-177 ns, mmh3.hash128
+# 100-130 ns. xxhash is also already a runtime dependency; mmh3 is not.
+_hash = xxh3_64_intdigest
+
+_MIXED = 0xFFFF  # table slot split by at least one point: bisect instead
+_TABLE_EXTRA_BITS = 3  # about 8 slots per point: ~12 % of slots are split
+_MIN_TABLE_BITS = 8
+_MAX_TABLE_BITS = 23  # 16 MiB of uint16; past ~1M points more slots split
+_FULL_REBUILD_RATIO = 4  # changes above 1/4 of the points: rebuild from scratch
+
+
+class EmptyRingError(LookupError):
+    """Raised by a lookup when no node of positive weight is in the ring."""
+
+
+class RingStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """How evenly a ring spreads keys; a share of 1.0 is the whole key space.
+
+    ``max_over_mean`` compares each node's share with what its weight entitles
+    it to, so a perfectly balanced ring reports 1.0 even with mixed weights.
+    """
+
+    shares: dict[str, float]
+    max_over_mean: float
+    min_over_mean: float
+    points: int
+
+
+def hash_key(key: str | bytes) -> int:
+    """Where ``key`` lands on the circle: xxh3_64 of its UTF-8 bytes."""
+    return _hash(key.encode()) if isinstance(key, str) else _hash(key)
+
+
+def _node_points(name: str, count: int) -> list[int]:
+    """The circle positions of a node's first ``count`` points."""
+    data = name.encode()
+    return [_hash(data, seed) for seed in range(count)]
+
+
+class _View:
+    """One consistent snapshot of the built ring, swapped in whole.
+
+    Readers on other threads take ``ring._view`` once per lookup, so they never
+    see a table from one build with the names of another.
+    """
+
+    __slots__ = ("counts", "names", "owners", "positions", "shift", "table")
+
+    def __init__(
+        self,
+        *,
+        counts: dict[str, int],
+        names: list[str],
+        positions: array[int],
+        owners: array[int],
+        table: array[int],
+        shift: int,
+    ) -> None:
+        self.counts = counts  # node of positive weight -> its number of points
+        self.names = names  # owner id -> node name ("" for a free id)
+        self.positions = positions  # sorted point positions (uint64)
+        self.owners = owners  # owner id of each point, parallel to positions
+        self.table = table  # owner id of each slot, or _MIXED
+        self.shift = shift  # slot of hash h is h >> shift
+
+    def successor(self, h: int) -> int:
+        """Index of the first point at or after ``h``, wrapping to 0."""
+        i = bisect_left(self.positions, h)
+        return 0 if i == len(self.positions) else i
+
+
+_EMPTY_VIEW = _View(
+    counts={},
+    names=[],
+    positions=array("Q"),
+    owners=array("H"),
+    table=array("H", [_MIXED]),
+    shift=64,
+)
+
+
+class HashRing:
+    """A weighted consistent-hash ring of node names.
+
+    Args:
+        nodes: initial members, as names (weight 1) or a name -> weight map.
+        vnodes: points per unit of weight; more is more even and slower to
+            build. Every process that must agree on owners needs the same value.
+
+    Reads are safe from any thread; ``add`` and ``remove`` are serialized by an
+    internal lock. Changes are applied lazily, on the next read.
+
+    Example::
+
+        ring = HashRing(["a", "b", "c"])
+        ring.get("user-42")            # -> "b", on every process, every run
+        ring.get_n("user-42", 2)       # -> ["b", "a"]: owner, then failover
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[str] | Mapping[str, float] = (),
+        *,
+        vnodes: int = DEFAULT_VNODES,
+    ) -> None:
+        if vnodes < 1:
+            raise ValueError(f"vnodes must be at least 1, got {vnodes}")
+        self._vnodes = vnodes
+        self._lock = threading.Lock()  # serializes changes and the lazy build
+        self._weights: dict[str, float] = {}  # wanted members
+        self._positive = 0  # members of positive weight in _weights
+        self._ids: dict[str, int] = {}  # members in _view -> owner id
+        self._view = _EMPTY_VIEW
+        self._dirty = False
+        if isinstance(nodes, Mapping):
+            for name, weight in nodes.items():
+                self.add(name, weight)
+        else:
+            for name in nodes:
+                self.add(name)
+
+    # -- membership -------------------------------------------------------
+
+    def add(self, node: str, weight: float = 1) -> None:
+        """Add ``node``, or change its weight; weight 0 keeps it but owns no keys."""
+        if not isinstance(node, str) or not node:
+            raise ValueError(f"node must be a non-empty str, got {node!r}")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"weight of {node!r} must be >= 0, got {weight!r}")
+        with self._lock:
+            was_positive = self._weights.get(node, 0) > 0
+            if weight > 0 and not was_positive and self._positive >= MAX_NODES:
+                raise ValueError(f"a ring holds at most {MAX_NODES} weighted nodes")
+            self._positive += (weight > 0) - was_positive
+            self._weights[node] = weight
+            self._dirty = True
+
+    def remove(self, node: str) -> None:
+        """Remove ``node``; its keys go to the next node clockwise.
+
+        Raises:
+            KeyError: ``node`` is not in the ring.
+        """
+        with self._lock:
+            self._positive -= self._weights.pop(node) > 0
+            self._dirty = True
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every member, sorted, including those of weight 0."""
+        return tuple(sorted(self._weights))
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """A copy of the member -> weight map."""
+        return dict(self._weights)
+
+    @property
+    def vnodes(self) -> int:
+        """Points per unit of weight."""
+        return self._vnodes
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._weights
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"HashRing({self._weights!r}, vnodes={self._vnodes})"
+
+    # -- lookups ----------------------------------------------------------
+
+    def get(self, key: str | bytes) -> str:
+        """The node that owns ``key``.
+
+        Raises:
+            EmptyRingError: no node of positive weight.
+        """
+        if self._dirty:
+            self._sync()
+        view = self._view
+        h = _hash(key.encode()) if isinstance(key, str) else _hash(key)
+        owner = view.table[h >> view.shift]
+        if owner != _MIXED:
+            return view.names[owner]
+        if not view.positions:
+            raise EmptyRingError("the ring has no node of positive weight")
+        return view.names[view.owners[view.successor(h)]]
+
+    def get_n(self, key: str | bytes, n: int) -> list[str]:
+        """Up to ``n`` distinct nodes for ``key``, clockwise from its owner.
+
+        The first is ``get(key)``; the rest are where replicas go and where
+        the key fails over, in order. Nodes of weight 0 are never returned, so
+        the list holds ``min(n, nodes of positive weight)`` names.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        if n == 0:
+            return []
+        if self._dirty:
+            self._sync()
+        view = self._view
+        if not view.positions:
+            return []
+        result: list[str] = []
+        start = view.successor(hash_key(key))
+        for owner in _clockwise_owners(view, start):
+            result.append(view.names[owner])
+            if len(result) == n:
+                break
+        return result
+
+    def get_bounded(
+        self,
+        key: str | bytes,
+        loads: Mapping[str, int],
+        *,
+        balance_factor: float = DEFAULT_BALANCE_FACTOR,
+    ) -> str:
+        """The owner of ``key`` unless it is full, else the next node clockwise.
+
+        Consistent hashing with bounded loads: with ``total`` requests already
+        placed (the sum of ``loads`` over members), a node of weight ``w`` out
+        of ``W`` may hold at most ``ceil(balance_factor * (total + 1) * w / W)``
+        (the ``+ 1`` counts the request being placed). With equal weights that
+        is ``ceil((1 + epsilon) * mean)``. The walk takes the first node under
+        its cap, so no node ever passes it, and a key leaves its owner only
+        while the owner is full. One always exists, as the caps add up to more
+        than ``total``. Pass the live loads; count this request in them
+        after placing it.
+
+        Args:
+            key: what to place.
+            loads: requests each node holds now; missing nodes hold 0.
+            balance_factor: ``1 + epsilon``, at least 1; 1.25 lets a node run
+                25 % above the mean.
+
+        Raises:
+            EmptyRingError: no node of positive weight.
+        """
+        if not balance_factor >= 1:
+            raise ValueError(f"balance_factor must be >= 1, got {balance_factor}")
+        if self._dirty:
+            self._sync()
+        view = self._view
+        counts = view.counts
+        if not counts:
+            raise EmptyRingError("the ring has no node of positive weight")
+        # Integer arithmetic: caps must not wobble with float rounding.
+        factor = Fraction(balance_factor)
+        total = sum(load for name, load in loads.items() if name in counts)
+        numerator = factor.numerator * (total + 1)
+        denominator = factor.denominator * len(view.positions)
+        start = view.successor(hash_key(key))
+        for owner in _clockwise_owners(view, start):
+            name = view.names[owner]
+            cap = -(-numerator * counts[name] // denominator)
+            if loads.get(name, 0) < cap:
+                return name
+        raise AssertionError("caps sum above the total load; unreachable")
+
+    def arcs(self) -> Iterator[tuple[int, int, str]]:
+        """The circle as ``(start, end, node)``: hashes in ``[start, end)`` map to node.
+
+        Arcs come in hash order, cover ``[0, HASH_SPACE)`` exactly, and
+        neighbours with the same owner are merged (the first and last arc may
+        share one, across the wrap).
+        """
+        if self._dirty:
+            self._sync()
+        view = self._view
+        if not view.positions:
+            return
+        names, positions, owners = view.names, view.positions, view.owners
+        start, current = 0, owners[0]
+        for position, owner in zip(positions, owners, strict=True):
+            if owner != current:
+                yield start, position, names[current]
+                start, current = position, owner
+        # The arc after the last point wraps to the first point's owner.
+        end = positions[-1] + 1
+        if owners[0] != current:
+            yield start, end, names[current]
+            start, current = end, owners[0]
+        if start < HASH_SPACE:
+            yield start, HASH_SPACE, names[current]
+
+    def statistics(self, keys: Iterable[str | bytes] | None = None) -> RingStatistics:
+        """Each node's share of the key space, or of ``keys`` when given.
+
+        Without ``keys`` the shares are exact arc lengths over the 64-bit
+        circle, so they carry no sampling noise.
+        """
+        if self._dirty:
+            self._sync()
+        view = self._view
+        built = view.counts
+        counts: dict[str, int] = dict.fromkeys(built, 0)
+        if keys is None:
+            total = HASH_SPACE
+            for start, end, node in self.arcs():
+                counts[node] += end - start
+        else:
+            total = 0
+            for key in keys:
+                counts[self.get(key)] += 1
+                total += 1
+        points = len(view.positions)
+        if not points or not total:
+            return RingStatistics(
+                shares={}, max_over_mean=0.0, min_over_mean=0.0, points=points
+            )
+        shares = {node: count / total for node, count in counts.items()}
+        ratios = [shares[node] * points / built[node] for node in built]
+        return RingStatistics(
+            shares=shares,
+            max_over_mean=max(ratios),
+            min_over_mean=min(ratios),
+            points=points,
+        )
+
+    # -- building ---------------------------------------------------------
+
+    def _point_count(self, weight: float) -> int:
+        if weight <= 0:
+            return 0
+        return max(1, round(self._vnodes * weight))
+
+    def _sync(self) -> None:
+        """Bring ``_view`` up to ``_weights``: patch if the change is small."""
+        with self._lock:
+            if not self._dirty:
+                return
+            wanted: dict[str, int] = {}
+            for name, weight in self._weights.items():
+                count = self._point_count(weight)
+                if count:
+                    wanted[name] = count
+            built = self._view.counts
+            gone = [name for name, count in built.items() if wanted.get(name) != count]
+            new = [name for name, count in wanted.items() if built.get(name) != count]
+            changed = sum(built[name] for name in gone)
+            changed += sum(wanted[name] for name in new)
+            if changed * _FULL_REBUILD_RATIO > len(self._view.positions):
+                self._view = self._rebuild(wanted)
+            elif changed:
+                self._view = self._patch(gone, new, wanted)
+            self._dirty = False
+
+    def _rebuild(self, wanted: dict[str, int]) -> _View:
+        """Build every array from scratch: one sort of all points."""
+        names = sorted(wanted)
+        self._ids = {name: owner for owner, name in enumerate(names)}
+        # Point and owner in one int, so one sort orders ties by name.
+        encoded: list[int] = []
+        for owner, name in enumerate(names):
+            encoded.extend([p << 16 | owner for p in _node_points(name, wanted[name])])
+        encoded.sort()
+        positions = array("Q", [e >> 16 for e in encoded])
+        owners = array("H", [e & 0xFFFF for e in encoded])
+        table, shift = _build_table(positions, owners)
+        return _View(
+            counts=wanted,
+            names=names,
+            positions=positions,
+            owners=owners,
+            table=table,
+            shift=shift,
+        )
+
+    def _patch(self, gone: list[str], new: list[str], wanted: dict[str, int]) -> _View:
+        """Cut the points of ``gone``, merge those of ``new``, fix their slots.
+
+        Builds new arrays (old readers keep the old view) in O(changed points)
+        Python steps plus C copies of the rest.
+        """
+        view = self._view
+        names = list(view.names)
+        positions, owners = view.positions, view.owners
+        removed: list[int] = []
+        if gone:
+            positions, owners, removed = self._cut(gone, names, positions, owners)
+        added: list[int] = []
+        if new:
+            positions, owners, added = self._merge(new, wanted, names, positions, owners)
+        bits = 64 - view.shift
+        if abs(_table_bits(len(positions)) - bits) > 1 or not positions:
+            table, shift = _build_table(positions, owners)
+        else:
+            table, shift = view.table[:], view.shift
+            _claim_removed(table, shift, positions, owners, removed)
+            for index in added:
+                _claim(table, shift, positions, owners, index - 1, index)
+        return _View(
+            counts=wanted,
+            names=names,
+            positions=positions,
+            owners=owners,
+            table=table,
+            shift=shift,
+        )
+
+    def _cut(
+        self,
+        gone: list[str],
+        names: list[str],
+        positions: array[int],
+        owners: array[int],
+    ) -> tuple[array[int], array[int], list[int]]:
+        """Arrays without the points of ``gone``, and those points' positions."""
+        drop: list[int] = []
+        removed: list[int] = []
+        for name in gone:
+            owner = self._ids.pop(name)
+            for point in _node_points(name, self._view.counts[name]):
+                index = bisect_left(positions, point)
+                while owners[index] != owner:  # a tie with another node's point
+                    index += 1
+                drop.append(index)
+                removed.append(point)
+            names[owner] = ""
+        drop.sort()
+        kept_positions, kept_owners = array("Q"), array("H")
+        start = 0
+        for index in drop:
+            kept_positions += positions[start:index]
+            kept_owners += owners[start:index]
+            start = index + 1
+        kept_positions += positions[start:]
+        kept_owners += owners[start:]
+        return kept_positions, kept_owners, removed
+
+    def _merge(
+        self,
+        new: list[str],
+        wanted: dict[str, int],
+        names: list[str],
+        positions: array[int],
+        owners: array[int],
+    ) -> tuple[array[int], array[int], list[int]]:
+        """Arrays with the points of ``new``, and the indices they landed at."""
+        incoming: list[tuple[int, str, int]] = []
+        for name in new:
+            owner = self._allocate(name, names)
+            incoming.extend((p, name, owner) for p in _node_points(name, wanted[name]))
+        incoming.sort()
+        merged_positions, merged_owners = array("Q"), array("H")
+        landed: list[int] = []
+        start, count = 0, len(positions)
+        for point, name, owner in incoming:
+            index = bisect_left(positions, point, start)
+            while (
+                index < count
+                and positions[index] == point
+                and names[owners[index]] < name
+            ):
+                index += 1  # ties go to the smaller name, as in _rebuild
+            merged_positions += positions[start:index]
+            merged_owners += owners[start:index]
+            landed.append(len(merged_positions))
+            merged_positions.append(point)
+            merged_owners.append(owner)
+            start = index
+        merged_positions += positions[start:]
+        merged_owners += owners[start:]
+        return merged_positions, merged_owners, landed
+
+    def _allocate(self, name: str, names: list[str]) -> int:
+        """An owner id for ``name``: a freed one if any, else a new one."""
+        try:
+            owner = names.index("")
+        except ValueError:
+            owner = len(names)
+            names.append(name)
+        else:
+            names[owner] = name
+        self._ids[name] = owner
+        return owner
+
+
+def _clockwise_owners(view: _View, start: int) -> Iterator[int]:
+    """Distinct owner ids in clockwise order from point ``start``.
+
+    Scans in doubling chunks so the common case (a few owners wanted) touches a
+    handful of points, and a walk round the whole ring stays in C
+    (``dict.fromkeys``) rather than a Python step per point.
+    """
+    owners = view.owners
+    count, distinct = len(owners), len(view.counts)
+    seen: set[int] = set()
+    scanned, chunk, index = 0, 8, start
+    while scanned < count and len(seen) < distinct:
+        size = min(chunk, count - scanned)
+        end = index + size
+        piece = owners[index:end]
+        if end > count:
+            piece += owners[: end - count]
+        for owner in dict.fromkeys(piece):
+            if owner not in seen:
+                seen.add(owner)
+                yield owner
+        scanned += size
+        index = end % count
+        chunk *= 2
+
+
+def _table_bits(points: int) -> int:
+    """log2 of the jump-table size for ``points`` points."""
+    bits = points.bit_length() + _TABLE_EXTRA_BITS
+    return min(max(bits, _MIN_TABLE_BITS), _MAX_TABLE_BITS)
+
+
+def _build_table(
+    positions: array[int], owners: array[int]
+) -> tuple[array[int], int]:
+    """The jump table for sorted points: owner of each unsplit slot, else _MIXED."""
+    if not positions:
+        return array("H", [_MIXED]), 64
+    bits = _table_bits(len(positions))
+    shift = 64 - bits
+    slots: list[int] = []
+    previous = -1
+    for position, owner in zip(positions, owners, strict=True):
+        slot = position >> shift
+        if slot != previous:
+            # Slots between two points belong to the later point.
+            slots.extend([owner] * (slot - previous - 1))
+            slots.append(_MIXED)
+            previous = slot
+    slots.extend([owners[0]] * ((1 << bits) - 1 - previous))  # wraps to the first
+    return array("H", slots), shift
+
+
+def _claim(
+    table: array[int],
+    shift: int,
+    positions: array[int],
+    owners: array[int],
+    predecessor: int,
+    successor: int,
+) -> None:
+    """Give the slots strictly between two neighbouring points to the later one.
+
+    ``predecessor`` may be -1 or above ``successor``: the arc then wraps.
+    """
+    count = len(positions)
+    predecessor %= count
+    owner = owners[successor]
+    low = (positions[predecessor] >> shift) + 1
+    high = positions[successor] >> shift
+    if predecessor < successor:
+        if low < high:
+            table[low:high] = array("H", [owner]) * (high - low)
+    else:
+        if low < len(table):
+            table[low:] = array("H", [owner]) * (len(table) - low)
+        if high > 0:
+            table[:high] = array("H", [owner]) * high
+    table[high] = _MIXED
+
+
+def _claim_removed(
+    table: array[int],
+    shift: int,
+    positions: array[int],
+    owners: array[int],
+    removed: list[int],
+) -> None:
+    """Hand the slots of each removed point to the next surviving point."""
+    count = len(positions)
+    for point in removed:
+        successor = bisect_left(positions, point)
+        successor = 0 if successor == count else successor
+        _claim(table, shift, positions, owners, successor - 1, successor)
+
+
+Ring = HashRing
+"""Short alias of :class:`HashRing`."""

@@ -1,0 +1,111 @@
+"""Blocking queries (`?index=N&wait=D`) and the X-Consul-* headers.
+
+A waiting query sleeps on exactly the topics it reads, so a change to another
+service or key never wakes it. Rendered bodies are cached by (query, index,
+output generation): identical waiting queries woken by the same change share
+one computation, and hot reads skip rendering altogether.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from waypost.http.messages import Query, Request, Response
+
+if TYPE_CHECKING:
+    from waypost.server import Agent
+
+DEFAULT_WAIT = 300.0  # Consul: 5 minutes
+MAX_WAIT = 600.0  # Consul: 10 minutes
+CACHE_SIZE = 4096
+
+_CACHE_IGNORED = {"index", "wait", "stale", "consistent", "cached", "token"}
+
+
+class ResponseCache:
+    """Rendered responses keyed by the query, valid for one catalog state."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, tuple[int, int, Response]] = OrderedDict()
+
+    def get(self, key: bytes, index: int, generation: int) -> Response | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != index or entry[1] != generation:
+            return None
+        return entry[2]
+
+    def put(self, key: bytes, index: int, generation: int, response: Response) -> None:
+        self._entries[key] = (index, generation, response)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def cache_key(request: Request) -> bytes:
+    query = request.query_string
+    if query and any(name in request.params for name in _CACHE_IGNORED):
+        query = b"&".join(
+            part
+            for part in query.split(b"&")
+            if part.partition(b"=")[0].decode("latin-1") not in _CACHE_IGNORED
+        )
+    return request.path.encode() + b"?" + query
+
+
+async def answer(agent: Agent, request: Request, query: Query) -> Response:
+    """Wait if asked to, then render (or reuse) the query's response."""
+    catalog = agent.catalog
+    index = catalog.query_index(query.topics)
+    wanted = request.integer("index")
+    if wanted and index <= wanted:
+        wait = request.duration("wait")
+        wait = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
+        wait += random.uniform(0, wait / 16)  # Consul's jitter, spreads the herd
+        await _wait_for_change(agent, query, wait)
+        index = catalog.query_index(query.topics)
+    key = cache_key(request)
+    generation = catalog.output_generation
+    cached = agent.response_cache.get(key, index, generation)
+    if cached is None:
+        cached = query.render()
+        agent.response_cache.put(key, index, generation, cached)
+    headers = [
+        *cached.headers,
+        (b"x-consul-index", str(index).encode()),
+        (b"x-consul-knownleader", b"true"),
+        (b"x-consul-lastcontact", b"0"),
+        (b"x-consul-effective-consistency", _consistency(request)),
+    ]
+    return Response(cached.status, cached.body, headers)
+
+
+async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+
+    def wake() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    if agent.is_shutting_down:
+        return
+    agent.watchers.add(query.topics, wake)
+    try:
+        async with asyncio.timeout(wait):
+            await woken
+    except TimeoutError:
+        pass
+    finally:
+        agent.watchers.discard(query.topics, wake)
+
+
+def _consistency(request: Request) -> bytes:
+    if request.has("stale"):
+        return b"stale"
+    if request.has("consistent"):
+        return b"consistent"
+    return b"leader"

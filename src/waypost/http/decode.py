@@ -1,0 +1,329 @@
+"""Request bodies decoded the way Consul's Go decoder reads them.
+
+Field names match case-insensitively (Go's `encoding/json`), Consul's
+snake_case aliases (`enable_tag_override`, `service_id`) are accepted, and a
+wrong type or an unknown field is a 400 `Request decode failed: …` naming the
+field as the caller wrote it. Output is a dict keyed by Consul's canonical
+names; `wire.py` turns it into model values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+from waypost.exceptions import InvalidRequest
+from waypost.http.durations import parse_duration
+
+Decoded = dict[str, object]
+Converter = Callable[[object, str], object]
+
+
+def _fail(path: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"Request decode failed: {path}: {message}")
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def string(value: object, path: str) -> object:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _fail(path, f"cannot unmarshal {_type_name(value)} into a string")
+    return value
+
+
+def integer(value: object, path: str) -> object:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, f"cannot unmarshal {_type_name(value)} into an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise _fail(path, f"cannot unmarshal number {value} into an integer")
+    return int(value)
+
+
+def boolean(value: object, path: str) -> object:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _fail(path, f"cannot unmarshal {_type_name(value)} into a bool")
+    return value
+
+
+def duration(value: object, path: str) -> object:
+    """Go duration string, or a number of nanoseconds (Consul takes both)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise _fail(path, "cannot unmarshal bool into a duration")
+    if isinstance(value, int | float):
+        return value / 1e9
+    if not isinstance(value, str):
+        raise _fail(path, f"cannot unmarshal {_type_name(value)} into a duration")
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise _fail(path, f'"{value}" is not a duration (e.g. "10s")') from None
+
+
+def anything(value: object, path: str) -> object:
+    """Accepted and kept as JSON (Proxy, Connect…): not interpreted here."""
+    return value
+
+
+def list_of(item: Converter) -> Converter:
+    def convert(value: object, path: str) -> object:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise _fail(path, f"cannot unmarshal {_type_name(value)} into an array")
+        return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    return convert
+
+
+def map_of(item: Converter) -> Converter:
+    def convert(value: object, path: str) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _fail(path, f"cannot unmarshal {_type_name(value)} into an object")
+        return {str(k): item(v, f"{path}.{k}") for k, v in value.items()}
+
+    return convert
+
+
+class Obj:
+    """A JSON object with known fields: the Go struct Consul decodes into."""
+
+    def __init__(self, name: str, fields: Mapping[str, Converter | Obj]) -> None:
+        self.name = name
+        self.fields = dict(fields)
+        # Go matches names case-insensitively; Consul adds snake_case aliases.
+        self._lookup = {_fold(k): k for k in self.fields}
+
+    def alias(self, alias: str, canonical: str) -> Obj:
+        self._lookup[_fold(alias)] = canonical
+        return self
+
+    def __call__(self, value: object, path: str) -> Decoded:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _fail(path, f"cannot unmarshal {_type_name(value)} into {self.name}")
+        result: Decoded = {}
+        for key, item in value.items():
+            canonical = self._lookup.get(_fold(key))
+            field_path = f"{path}.{key}" if path else key
+            if canonical is None:
+                raise _fail(field_path, f"unknown field in {self.name}")
+            result[canonical] = self.fields[canonical](item, field_path)
+        return result
+
+
+def _fold(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def decode_body(body: bytes, schema: Obj) -> Decoded:
+    """Parse a request body against a schema; empty body is an empty object."""
+    if not body.strip():
+        return {}
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request decode failed: {exc}") from None
+    return schema(data, "")
+
+
+def decode_json(body: bytes) -> object:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request decode failed: {exc}") from None
+
+
+# --------------------------------------------------------------- schemas
+
+_strings = list_of(string)
+_string_map = map_of(string)
+
+WEIGHTS = Obj("Weights", {"Passing": integer, "Warning": integer})
+
+SERVICE_ADDRESS = Obj("ServiceAddress", {"Address": string, "Port": integer})
+
+_CHECK_FIELDS: dict[str, Converter | Obj] = {
+    "CheckID": string,
+    "Name": string,
+    "Notes": string,
+    "ServiceID": string,
+    "Status": string,
+    "Args": _strings,
+    "DockerContainerID": string,
+    "Shell": string,
+    "Interval": duration,
+    "Timeout": duration,
+    "TTL": duration,
+    "HTTP": string,
+    "Header": map_of(_strings),
+    "Method": string,
+    "Body": string,
+    "DisableRedirects": boolean,
+    "TCP": string,
+    "TCPUseTLS": boolean,
+    "UDP": string,
+    "OSService": string,
+    "TLSServerName": string,
+    "TLSSkipVerify": boolean,
+    "GRPC": string,
+    "GRPCUseTLS": boolean,
+    "H2PING": string,
+    "H2PingUseTLS": boolean,
+    "AliasNode": string,
+    "AliasService": string,
+    "SuccessBeforePassing": integer,
+    "FailuresBeforeWarning": integer,
+    "FailuresBeforeCritical": integer,
+    "DeregisterCriticalServiceAfter": duration,
+    "OutputMaxSize": integer,
+    "Namespace": string,
+    "Partition": string,
+    "Token": string,
+}
+
+#: A check inside a service registration, or `PUT /v1/agent/check/register`.
+CHECK = (
+    Obj("CheckDefinition", _CHECK_FIELDS)
+    .alias("ID", "CheckID")
+    .alias("ScriptArgs", "Args")
+)
+
+SERVICE_REGISTRATION = Obj(
+    "ServiceDefinition",
+    {
+        "Kind": string,
+        "ID": anything,  # a number is accepted on purpose: see wire.service_id
+        "Name": string,
+        "Tags": _strings,
+        "Port": integer,
+        "Address": string,
+        "SocketPath": string,
+        "TaggedAddresses": map_of(SERVICE_ADDRESS),
+        "EnableTagOverride": boolean,
+        "Meta": _string_map,
+        "Weights": WEIGHTS,
+        "Check": CHECK,
+        "Checks": list_of(CHECK),
+        "Proxy": anything,
+        "Connect": anything,
+        "Namespace": string,
+        "Partition": string,
+        "Locality": anything,
+        "Token": string,
+    },
+)
+
+HEALTH_CHECK_DEFINITION = Obj(
+    "HealthCheckDefinition",
+    {k: v for k, v in _CHECK_FIELDS.items() if k not in {"CheckID", "Name"}},
+).alias("ScriptArgs", "Args")
+
+#: A check inside `PUT /v1/catalog/register` (Consul's structs.HealthCheck).
+CATALOG_CHECK = Obj(
+    "HealthCheck",
+    {
+        "Node": string,
+        "CheckID": string,
+        "Name": string,
+        "Status": string,
+        "Notes": string,
+        "Output": string,
+        "ServiceID": string,
+        "ServiceName": string,
+        "ServiceTags": _strings,
+        "Type": string,
+        "Interval": duration,
+        "Timeout": duration,
+        "ExposedPort": integer,
+        "Definition": HEALTH_CHECK_DEFINITION,
+        "Namespace": string,
+        "Partition": string,
+        "CreateIndex": integer,
+        "ModifyIndex": integer,
+    },
+).alias("ID", "CheckID")
+
+CATALOG_SERVICE = Obj(
+    "NodeService",
+    {
+        "Kind": string,
+        "ID": anything,
+        "Service": string,
+        "Tags": _strings,
+        "Address": string,
+        "TaggedAddresses": map_of(SERVICE_ADDRESS),
+        "Meta": _string_map,
+        "Port": integer,
+        "SocketPath": string,
+        "Weights": WEIGHTS,
+        "EnableTagOverride": boolean,
+        "Proxy": anything,
+        "Connect": anything,
+        "Namespace": string,
+        "Partition": string,
+        "Locality": anything,
+        "CreateIndex": integer,
+        "ModifyIndex": integer,
+    },
+).alias("Name", "Service")
+
+CATALOG_REGISTER = Obj(
+    "RegisterRequest",
+    {
+        "ID": string,
+        "Node": string,
+        "Address": string,
+        "Datacenter": string,
+        "TaggedAddresses": _string_map,
+        "NodeMeta": _string_map,
+        "Service": CATALOG_SERVICE,
+        "Check": CATALOG_CHECK,
+        "Checks": list_of(CATALOG_CHECK),
+        "SkipNodeUpdate": boolean,
+        "Namespace": string,
+        "Partition": string,
+        "Locality": anything,
+        "Token": string,
+        "WriteRequest": anything,
+    },
+)
+
+CATALOG_DEREGISTER = Obj(
+    "DeregisterRequest",
+    {
+        "Node": string,
+        "Datacenter": string,
+        "CheckID": string,
+        "ServiceID": string,
+        "Namespace": string,
+        "Partition": string,
+        "Token": string,
+        "WriteRequest": anything,
+    },
+)
+
+CHECK_UPDATE = Obj("checkUpdate", {"Status": string, "Output": string})

@@ -1,0 +1,155 @@
+"""Request and Response as the handlers see them: small, no framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from urllib.parse import unquote, unquote_plus
+
+import msgspec
+
+from waypost.core.watch import Topic
+from waypost.exceptions import InvalidRequest
+from waypost.http.durations import parse_duration
+
+Headers = list[tuple[bytes, bytes]]
+
+_TRUE = {"", "1", "true", "True", "TRUE", "t", "T", "yes"}
+_FALSE = {"0", "false", "False", "FALSE", "f", "F", "no"}
+
+JSON_TYPE = (b"content-type", b"application/json")
+TEXT_TYPE = (b"content-type", b"text/plain; charset=utf-8")
+
+_encoder = msgspec.json.Encoder()
+
+
+class Request:
+    """One HTTP request: method, decoded path tail, query, body."""
+
+    __slots__ = ("body", "headers", "method", "params", "path", "query_string", "tail")
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes = b"",
+        tail: str = "",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        #: The part of the path after the route's prefix (a name, ID or key).
+        self.tail = tail
+        self.params = parse_query(query_string)
+
+    def has(self, name: str) -> bool:
+        return name in self.params
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.params.get(name)
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        return self.params.get(name, [])
+
+    def flag(self, name: str) -> bool:
+        """Consul's loose query booleans: bare `?passing`, `1`, `true`, `True`."""
+        values = self.params.get(name)
+        if values is None:
+            return False
+        value = values[0]
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise InvalidRequest(f'Invalid value for "{name}": "{value}" is not a boolean')
+
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        value = self.get(name)
+        if not value:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidRequest(
+                f'Invalid value for "{name}": "{value}" is not an integer'
+            ) from None
+        if number < 0:
+            raise InvalidRequest(f'Invalid value for "{name}": must be >= 0')
+        return number
+
+    def duration(self, name: str) -> float | None:
+        value = self.get(name)
+        if not value:
+            return None
+        try:
+            # Consul accepts a bare number of seconds for `wait` too.
+            return float(value) if value.isdigit() else parse_duration(value)
+        except ValueError:
+            raise InvalidRequest(
+                f'Invalid {name} time: "{value}" is not a duration (e.g. "30s")'
+            ) from None
+
+
+class Response:
+    """What a handler answers: status, body bytes, extra headers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int = 200, body: bytes = b"", headers: Headers | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else [JSON_TYPE]
+
+
+def json_response(data: object, status: int = 200, headers: Headers | None = None) -> Response:
+    extra = [JSON_TYPE, *(headers or [])]
+    return Response(status, _encoder.encode(data), extra)
+
+
+def text_response(text: str, status: int = 200, headers: Headers | None = None) -> Response:
+    return Response(status, text.encode(), [TEXT_TYPE, *(headers or [])])
+
+
+def empty_response() -> Response:
+    return Response(200, b"", [TEXT_TYPE])
+
+
+def encode(data: object) -> bytes:
+    return _encoder.encode(data)
+
+
+class Query:
+    """A blocking-capable read: the topics it reads and how to render it.
+
+    The HTTP layer answers `?index=&wait=` with it: computes the query's
+    index from its topics, waits for a change to one of them, then renders.
+    """
+
+    __slots__ = ("render", "topics")
+
+    def __init__(self, topics: list[Topic], render: Callable[[], Response]) -> None:
+        self.topics = topics
+        self.render = render
+
+
+def parse_query(query_string: bytes) -> dict[str, list[str]]:
+    """Query parameters, keeping blank ones (`?passing` is a flag)."""
+    params: dict[str, list[str]] = {}
+    if not query_string:
+        return params
+    for part in query_string.decode("latin-1").split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name = unquote_plus(name)
+        params.setdefault(name, []).append(unquote_plus(value, encoding="utf-8"))
+    return params
+
+
+def unquote_path(path: str) -> str:
+    return unquote(path)

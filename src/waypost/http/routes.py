@@ -1,0 +1,99 @@
+"""One table of every endpoint: path, methods, handler (Consul's
+`http_register.go` habit). A path ending in `/` takes the rest as `tail`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from waypost.http import agent, catalog, health, kv, status
+from waypost.http.errors import method_not_allowed
+from waypost.http.messages import Query, Request, Response, text_response
+
+if TYPE_CHECKING:
+    from waypost.server import Agent
+
+Handler = Callable[["Agent", Request], Awaitable[Response | Query]]
+
+GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
+GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
+
+ROUTES: list[tuple[str, frozenset[str], Handler]] = [
+    # agent
+    ("/v1/agent/self", GET, agent.self_),
+    ("/v1/agent/members", GET, agent.members),
+    ("/v1/agent/services", GET, agent.services),
+    ("/v1/agent/service/register", PUT, agent.register_service),
+    ("/v1/agent/service/deregister/", PUT, agent.deregister_service),
+    ("/v1/agent/service/maintenance/", PUT, agent.service_maintenance),
+    ("/v1/agent/service/", GET, agent.service),
+    ("/v1/agent/checks", GET, agent.checks),
+    ("/v1/agent/check/register", PUT, agent.register_check),
+    ("/v1/agent/check/deregister/", PUT, agent.deregister_check),
+    ("/v1/agent/check/pass/", PUT, agent.check_pass),
+    ("/v1/agent/check/warn/", PUT, agent.check_warn),
+    ("/v1/agent/check/fail/", PUT, agent.check_fail),
+    ("/v1/agent/check/update/", PUT, agent.check_update),
+    ("/v1/agent/maintenance", PUT, agent.node_maintenance),
+    ("/v1/agent/leave", PUT, agent.leave),
+    ("/v1/agent/health/service/name/", GET, agent.health_by_name),
+    ("/v1/agent/health/service/id/", GET, agent.health_by_id),
+    # catalog
+    ("/v1/catalog/register", PUT, catalog.register),
+    ("/v1/catalog/deregister", PUT, catalog.deregister),
+    ("/v1/catalog/datacenters", GET, catalog.datacenters),
+    ("/v1/catalog/nodes", GET, catalog.nodes),
+    ("/v1/catalog/services", GET, catalog.services),
+    ("/v1/catalog/service/", GET, catalog.service),
+    ("/v1/catalog/node/", GET, catalog.node),
+    ("/v1/catalog/node-services/", GET, catalog.node_services),
+    # health
+    ("/v1/health/node/", GET, health.node),
+    ("/v1/health/checks/", GET, health.checks),
+    ("/v1/health/service/", GET, health.service),
+    ("/v1/health/state/", GET, health.state),
+    # kv
+    ("/v1/kv/", GET_PUT_DELETE, kv.dispatch),
+    # status
+    ("/v1/status/leader", GET, status.leader),
+    ("/v1/status/peers", GET, status.peers),
+]
+
+
+class Router:
+    """Exact paths by dict; prefix routes by longest prefix first."""
+
+    def __init__(self, routes: list[tuple[str, frozenset[str], Handler]]) -> None:
+        self._exact: dict[str, tuple[frozenset[str], Handler]] = {}
+        self._prefixes: list[tuple[str, frozenset[str], Handler]] = []
+        for path, methods, handler in routes:
+            if path.endswith("/"):
+                self._prefixes.append((path, methods, handler))
+            else:
+                self._exact[path] = (methods, handler)
+        self._prefixes.sort(key=lambda route: -len(route[0]))
+
+    def match(self, method: str, path: str) -> tuple[Handler, str] | Response:
+        exact = self._exact.get(path)
+        if exact is not None:
+            return _check_method(method, exact[0], exact[1], "")
+        for prefix, methods, handler in self._prefixes:
+            if path.startswith(prefix):
+                return _check_method(method, methods, handler, path[len(prefix) :])
+        return text_response("404 page not found\n", 404)
+
+
+def _check_method(
+    method: str, allowed: frozenset[str], handler: Handler, tail: str
+) -> tuple[Handler, str] | Response:
+    if method in allowed:
+        return handler, tail
+    # Consul lets GET endpoints answer HEAD-less; PUT endpoints also take POST.
+    if method == "POST" and "PUT" in allowed:
+        return handler, tail
+    return method_not_allowed(method, allowed)
+
+
+def build_router() -> Router:
+    return Router(ROUTES)

@@ -1,0 +1,434 @@
+"""Model ⇄ Consul JSON: the only place Consul's PascalCase names are written.
+
+Decoded request dicts (from `decode.py`) become model values with Consul's
+defaults and validation; model values become Consul's response shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+
+from waypost.core.model import (
+    Check,
+    CheckDefinition,
+    HealthStatus,
+    KVEntry,
+    Node,
+    Service,
+    Weights,
+    check_type,
+)
+from waypost.exceptions import InvalidRequest
+from waypost.http.decode import Decoded
+from waypost.http.durations import format_duration
+
+JSON = dict[str, object]
+
+MAX_META_PAIRS = 64
+MAX_META_KEY = 128
+MAX_META_VALUE = 512
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# Consul's structs.NodeService renders these empty structs on every service.
+_EMPTY_PROXY: JSON = {"Mode": "", "MeshGateway": {}, "Expose": {}}
+
+
+def service_id(value: object, name: str) -> tuple[str, bool]:
+    """The service ID as a string, and whether it was sent as a JSON number.
+
+    Deliberate leniency (see README): `python-consul`'s
+    `register("web", 8080)` sends 8080 as the ID, not the port. Consul rejects
+    that body; we accept the number as its string so the seed's example runs,
+    and the handler warns.
+    """
+    if value is None or value == "":
+        return name, False
+    if isinstance(value, bool):
+        raise InvalidRequest(
+            "Request decode failed: ID: cannot unmarshal bool into a string"
+        )
+    if isinstance(value, int | float):
+        text = str(int(value)) if float(value).is_integer() else str(value)
+        return text, True
+    if not isinstance(value, str):
+        raise InvalidRequest(
+            "Request decode failed: ID: cannot unmarshal"
+            f" {type(value).__name__} into a string"
+        )
+    return value, False
+
+
+def validate_meta(meta: Mapping[str, str], what: str) -> None:
+    """Consul's meta rules: ≤64 pairs, key charset and sizes, no `consul-`."""
+    if len(meta) > MAX_META_PAIRS:
+        raise InvalidRequest(
+            f"Invalid {what} meta: Node metadata cannot contain more than"
+            f" {MAX_META_PAIRS} key/value pairs"
+        )
+    for key, value in meta.items():
+        if not key:
+            raise InvalidRequest(f"Invalid {what} meta: Key cannot be blank")
+        if not _META_KEY.match(key):
+            raise InvalidRequest(
+                f"Invalid {what} meta: Key contains invalid characters: {key!r}"
+            )
+        if len(key) > MAX_META_KEY:
+            raise InvalidRequest(
+                f"Invalid {what} meta: Key is too long (limit: {MAX_META_KEY}"
+                " characters)"
+            )
+        if key.startswith("consul-"):
+            raise InvalidRequest(
+                f"Invalid {what} meta: Key prefix 'consul-' is reserved for"
+                " internal use"
+            )
+        if len(value) > MAX_META_VALUE:
+            raise InvalidRequest(
+                f"Invalid {what} meta: Value is too long (limit: {MAX_META_VALUE}"
+                " characters)"
+            )
+
+
+def parse_status(value: str, *, default: HealthStatus) -> HealthStatus:
+    if not value:
+        return default
+    try:
+        return HealthStatus(value)
+    except ValueError:
+        raise InvalidRequest(
+            f'Invalid check status: "{value}"; must be one of passing, warning,'
+            " critical"
+        ) from None
+
+
+def _port(value: object) -> int:
+    port = int(value)  # type: ignore[call-overload]
+    if not 0 <= port <= 65535:
+        raise InvalidRequest(f"Invalid Port {port}: must be between 0 and 65535")
+    return port
+
+
+def _weights(data: object) -> Weights:
+    if not isinstance(data, dict) or not data:
+        return Weights()
+    passing = int(data.get("Passing", 1))
+    warning = int(data.get("Warning", 1))
+    if passing < 1:
+        raise InvalidRequest("Passing must be greater than 0")
+    if warning < 0:
+        raise InvalidRequest("Warning must be greater or equal than 0")
+    return Weights(passing=passing, warning=warning)
+
+
+def _tagged_addresses(data: object) -> dict[str, dict[str, object]]:
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(k): {"Address": v.get("Address", ""), "Port": v.get("Port", 0)}
+        for k, v in data.items()
+        if isinstance(v, dict)
+    }
+
+
+def to_service(data: Decoded, *, node: str, name_field: str = "Name") -> tuple[
+    Service, bool
+]:
+    """A service registration body → Service; also whether ID was a number."""
+    name = str(data.get(name_field, "") or "")
+    if not name:
+        raise InvalidRequest("Missing service name")
+    sid, numeric = service_id(data.get("ID"), name)
+    meta = dict(data.get("Meta") or {})  # type: ignore[call-overload]
+    validate_meta(meta, "service")
+    service = Service(
+        node=node,
+        service_id=sid,
+        name=name,
+        tags=list(data.get("Tags") or []),  # type: ignore[call-overload]
+        address=str(data.get("Address", "") or ""),
+        port=_port(data.get("Port", 0) or 0),
+        meta=meta,
+        tagged_addresses=_tagged_addresses(data.get("TaggedAddresses")),
+        weights=_weights(data.get("Weights")),
+        enable_tag_override=bool(data.get("EnableTagOverride", False)),
+        kind=str(data.get("Kind", "") or ""),
+        socket_path=str(data.get("SocketPath", "") or ""),
+    )
+    return service, numeric
+
+
+def to_definition(data: Mapping[str, object]) -> CheckDefinition:
+    """The runnable part of a check body, validated like Consul's CheckType."""
+
+    def text(name: str) -> str:
+        return str(data.get(name) or "")
+
+    def num(name: str) -> int:
+        value = int(data.get(name) or 0)  # type: ignore[call-overload]
+        if value < 0:
+            raise InvalidRequest(f"{name} must be >= 0")
+        return value
+
+    def seconds(name: str) -> float | None:
+        value = data.get(name)
+        return None if value is None else float(value)  # type: ignore[arg-type]
+
+    definition = CheckDefinition(
+        ttl=seconds("TTL"),
+        interval=seconds("Interval"),
+        timeout=seconds("Timeout"),
+        http=text("HTTP"),
+        method=text("Method"),
+        header=dict(data.get("Header") or {}),  # type: ignore[call-overload]
+        body=text("Body"),
+        tls_server_name=text("TLSServerName"),
+        tls_skip_verify=bool(data.get("TLSSkipVerify")),
+        disable_redirects=bool(data.get("DisableRedirects")),
+        tcp=text("TCP"),
+        tcp_use_tls=bool(data.get("TCPUseTLS")),
+        udp=text("UDP"),
+        grpc=text("GRPC"),
+        grpc_use_tls=bool(data.get("GRPCUseTLS")),
+        h2ping=text("H2PING"),
+        h2ping_use_tls=bool(data.get("H2PingUseTLS")),
+        alias_node=text("AliasNode"),
+        alias_service=text("AliasService"),
+        args=list(data.get("Args") or []),  # type: ignore[call-overload]
+        deregister_critical_service_after=seconds("DeregisterCriticalServiceAfter"),
+        success_before_passing=num("SuccessBeforePassing"),
+        failures_before_warning=num("FailuresBeforeWarning"),
+        failures_before_critical=num("FailuresBeforeCritical"),
+        output_max_size=num("OutputMaxSize"),
+    )
+    _validate_definition(definition)
+    return definition
+
+
+def _validate_definition(d: CheckDefinition) -> None:
+    kind = check_type(d)
+    if d.ttl is not None and d.ttl <= 0:
+        raise InvalidRequest("Invalid check: TTL must be > 0 for TTL checks")
+    if kind in {"http", "tcp", "udp", "grpc", "h2ping", "script"}:
+        if d.interval is None or d.interval <= 0:
+            raise InvalidRequest(
+                "Invalid check: Interval must be > 0 for Script, HTTP, H2PING,"
+                " UDP or TCP checks"
+            )
+    if d.timeout is not None and d.timeout < 0:
+        raise InvalidRequest("Invalid check: Timeout must be >= 0")
+    if d.http and not re.match(r"^https?://", d.http):
+        raise InvalidRequest(f'Invalid check: HTTP "{d.http}" is not an http(s) URL')
+
+
+def to_check(
+    data: Mapping[str, object],
+    *,
+    node: str,
+    check_id: str,
+    default_name: str,
+    service_id: str = "",
+    status_default: HealthStatus = HealthStatus.CRITICAL,
+    definition: CheckDefinition | None = None,
+) -> Check:
+    """A check body → Check; `definition` when the body nests it (catalog)."""
+    definition = definition if definition is not None else to_definition(data)
+    kind = str(data.get("Type") or "") or check_type(definition)
+    if not kind and definition == CheckDefinition() and "Status" not in data:
+        raise InvalidRequest(
+            "Invalid check: one of Args, HTTP, TCP, UDP, GRPC, H2PING, TTL or"
+            " AliasService must be set"
+        )
+    return Check(
+        node=node,
+        check_id=check_id,
+        name=str(data.get("Name") or "") or default_name,
+        status=parse_status(str(data.get("Status") or ""), default=status_default),
+        notes=str(data.get("Notes") or ""),
+        output=str(data.get("Output") or ""),
+        service_id=service_id,
+        type=kind,
+        definition=definition,
+    )
+
+
+# --------------------------------------------------------------- encoding
+
+
+def node_json(node: Node) -> JSON:
+    return {
+        "ID": node.node_id,
+        "Node": node.name,
+        "Address": node.address,
+        "Datacenter": node.datacenter,
+        "TaggedAddresses": node.tagged_addresses,
+        "Meta": node.meta,
+        "CreateIndex": node.create_index,
+        "ModifyIndex": node.modify_index,
+    }
+
+
+def agent_service_json(service: Service, datacenter: str) -> JSON:
+    """`/v1/agent/services` and `/v1/agent/service/:id` (api.AgentService)."""
+    out: JSON = {"ID": service.service_id, "Service": service.name}
+    if service.kind:
+        out["Kind"] = service.kind
+    out.update(
+        {
+            "Tags": service.tags,
+            "Meta": service.meta,
+            "Port": service.port,
+            "Address": service.address,
+        }
+    )
+    if service.socket_path:
+        out["SocketPath"] = service.socket_path
+    if service.tagged_addresses:
+        out["TaggedAddresses"] = service.tagged_addresses
+    out.update(
+        {
+            "Weights": _weights_json(service.weights),
+            "EnableTagOverride": service.enable_tag_override,
+            "Datacenter": datacenter,
+        }
+    )
+    return out
+
+
+def node_service_json(service: Service) -> JSON:
+    """A service as Consul's structs.NodeService (health and catalog/node)."""
+    out: JSON = {"ID": service.service_id, "Service": service.name}
+    if service.kind:
+        out["Kind"] = service.kind
+    out.update(
+        {
+            "Tags": service.tags,
+            "Address": service.address,
+        }
+    )
+    if service.tagged_addresses:
+        out["TaggedAddresses"] = service.tagged_addresses
+    out.update(
+        {
+            "Meta": service.meta,
+            "Port": service.port,
+        }
+    )
+    if service.socket_path:
+        out["SocketPath"] = service.socket_path
+    out.update(
+        {
+            "Weights": _weights_json(service.weights),
+            "EnableTagOverride": service.enable_tag_override,
+            "Proxy": _EMPTY_PROXY,
+            "Connect": {},
+            "PeerName": "",
+            "CreateIndex": service.create_index,
+            "ModifyIndex": service.modify_index,
+        }
+    )
+    return out
+
+
+def catalog_service_json(node: Node, service: Service) -> JSON:
+    """`/v1/catalog/service/:name` rows (structs.ServiceNode)."""
+    return {
+        "ID": node.node_id,
+        "Node": node.name,
+        "Address": node.address,
+        "Datacenter": node.datacenter,
+        "TaggedAddresses": node.tagged_addresses,
+        "NodeMeta": node.meta,
+        "ServiceKind": service.kind,
+        "ServiceID": service.service_id,
+        "ServiceName": service.name,
+        "ServiceTags": service.tags,
+        "ServiceAddress": service.address,
+        "ServiceTaggedAddresses": service.tagged_addresses or None,
+        "ServiceWeights": _weights_json(service.weights),
+        "ServiceMeta": service.meta,
+        "ServicePort": service.port,
+        "ServiceSocketPath": service.socket_path,
+        "ServiceEnableTagOverride": service.enable_tag_override,
+        "ServiceProxy": _EMPTY_PROXY,
+        "ServiceConnect": {},
+        "ServicePeerName": "",
+        "CreateIndex": service.create_index,
+        "ModifyIndex": service.modify_index,
+    }
+
+
+def check_json(check: Check) -> JSON:
+    """Consul's structs.HealthCheck."""
+    d = check.definition
+    return {
+        "Node": check.node,
+        "CheckID": check.check_id,
+        "Name": check.name,
+        "Status": check.status.value,
+        "Notes": check.notes,
+        "Output": check.output,
+        "ServiceID": check.service_id,
+        "ServiceName": check.service_name,
+        "ServiceTags": check.service_tags,
+        "Type": check.type,
+        "Interval": format_duration(d.interval) if d.interval else "",
+        "Timeout": format_duration(d.timeout) if d.timeout else "",
+        "ExposedPort": 0,
+        "Definition": definition_json(d),
+        "CreateIndex": check.create_index,
+        "ModifyIndex": check.modify_index,
+    }
+
+
+def definition_json(d: CheckDefinition) -> JSON:
+    """HealthCheckDefinition: Consul omits empty fields here."""
+    out: JSON = {}
+    for name, value in (
+        ("HTTP", d.http),
+        ("TLSServerName", d.tls_server_name),
+        ("TLSSkipVerify", d.tls_skip_verify),
+        ("Header", d.header),
+        ("Method", d.method),
+        ("Body", d.body),
+        ("DisableRedirects", d.disable_redirects),
+        ("TCP", d.tcp),
+        ("TCPUseTLS", d.tcp_use_tls),
+        ("UDP", d.udp),
+        ("H2PING", d.h2ping),
+        ("H2PingUseTLS", d.h2ping_use_tls),
+        ("GRPC", d.grpc),
+        ("GRPCUseTLS", d.grpc_use_tls),
+        ("AliasNode", d.alias_node),
+        ("AliasService", d.alias_service),
+        ("ScriptArgs", d.args),
+        ("OutputMaxSize", d.output_max_size),
+    ):
+        if value:
+            out[name] = value
+    for name, seconds in (
+        ("Interval", d.interval),
+        ("Timeout", d.timeout),
+        ("TTL", d.ttl),
+        ("DeregisterCriticalServiceAfter", d.deregister_critical_service_after),
+    ):
+        if seconds:
+            out[name] = format_duration(seconds)
+    return out
+
+
+def kv_json(entry: KVEntry) -> JSON:
+    return {
+        "LockIndex": entry.lock_index,
+        "Key": entry.key,
+        "Flags": entry.flags,
+        "Value": base64.b64encode(entry.value).decode() if entry.value else None,
+        "CreateIndex": entry.create_index,
+        "ModifyIndex": entry.modify_index,
+        **({"Session": entry.session} if entry.session else {}),
+    }
+
+
+def _weights_json(weights: Weights) -> JSON:
+    return {"Passing": weights.passing, "Warning": weights.warning}

@@ -1,0 +1,246 @@
+"""Agent: start-up → serve → shutdown. Wires store, catalog, watchers, HTTP.
+
+Every write goes catalog (in memory, validated, indexed) → store (durable)
+→ watchers (woken) → 200. TTL expiry and reaping run on one timer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Generator
+
+import uvicorn
+
+from waypost import __version__
+from waypost.config import CONSUL_API_VERSION, AgentConfig
+from waypost.core.catalog import Catalog, Commit
+from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus, Node, Service
+from waypost.core.watch import Watchers
+from waypost.exceptions import StartupError
+from waypost.http.app import ConsulAPI
+from waypost.http.blocking import ResponseCache
+from waypost.store.base import Store
+from waypost.store.memory import MemoryStore
+
+logger = logging.getLogger("waypost.agent")
+
+Clock = Callable[[], float]
+
+#: Longest the timer sleeps, so a newly armed earlier deadline is seen soon.
+TIMER_TICK = 0.1
+
+
+class Agent:
+    """One registry process: its state, its store, its HTTP server."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        store: Store | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store: Store = store if store is not None else _open_store(config)
+        self.catalog = Catalog()
+        self.watchers = Watchers()
+        self.response_cache = ResponseCache()
+        self.is_shutting_down = False
+        self.started_at = time.time()
+        self.node_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"waypost.{config.node}"))
+        self.maintenance_reason: str | None = None
+        self._server: _Server | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self.bound_port = config.http_port
+
+    # ------------------------------------------------------------ writes
+
+    async def persist(self, commit: Commit | None) -> None:
+        """Make a change durable, then wake the watchers of what it touched."""
+        if commit is None:
+            return
+        if commit.rows:
+            await self.store.commit(commit.rows, commit.index)
+        if commit.topics:
+            self.watchers.notify(commit.topics)
+
+    def now(self) -> float:
+        return self.clock()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def startup(self) -> None:
+        """Load the store and make sure this agent's own node is registered."""
+        rows, index = self.store.load()
+        self.catalog.restore(rows, index, now=self.now())
+        await self._register_self()
+        self._timer = asyncio.create_task(self._run_timer(), name="waypost-timer")
+
+    async def _register_self(self) -> None:
+        address = self.config.advertise_address
+        node = Node(
+            name=self.config.node,
+            node_id=self.node_id,
+            address=address,
+            datacenter=self.config.datacenter,
+            tagged_addresses={
+                "lan": address,
+                "lan_ipv4": address,
+                "wan": address,
+                "wan_ipv4": address,
+            },
+            meta={"consul-network-segment": "", "consul-version": CONSUL_API_VERSION},
+        )
+        await self.persist(self.catalog.upsert_node(node))
+        serf = Check(
+            node=node.name,
+            check_id=SERF_CHECK_ID,
+            name="Serf Health Status",
+            status=HealthStatus.PASSING,
+            output="Agent alive and reachable",
+        )
+        existing = self.catalog.get_check(node.name, SERF_CHECK_ID)
+        if existing is None or existing.status is not HealthStatus.PASSING:
+            await self.persist(self.catalog.register_check(serf, now=self.now()))
+        # Consul servers list themselves as service "consul"; clients and
+        # test suites written for Consul expect it in the catalog.
+        consul = Service(node=node.name, service_id="consul", name="consul", port=8300)
+        await self.persist(
+            self.catalog.register_service(consul, [], now=self.now())
+        )
+
+    async def _run_timer(self) -> None:
+        while True:
+            now = self.now()
+            for commit in self.catalog.expire(now):
+                try:
+                    await self.persist(commit)
+                except Exception:
+                    logger.exception("could not persist an expiry")
+            deadline = self.catalog.next_deadline()
+            delay = TIMER_TICK if deadline is None else deadline - self.now()
+            await asyncio.sleep(min(max(delay, 0.005), TIMER_TICK))
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful stop (PUT /v1/agent/leave, SIGTERM, SIGINT)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def begin_shutdown(self) -> None:
+        self.is_shutting_down = True
+        # Blocking queries answer now with what they have, instead of
+        # holding the shutdown for up to ten minutes.
+        self.watchers.notify_all()
+
+    async def shutdown(self) -> None:
+        """Stop timers, then commit what is pending and close the store."""
+        self.begin_shutdown()
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        await self.store.close()
+
+    async def serve(self, sock: socket.socket | None = None) -> None:
+        """Run until asked to stop; `sock` is an already bound listener."""
+        sock = sock or bind_socket(self.config.http_host, self.config.http_port)
+        self.bound_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            ConsulAPI(self),
+            lifespan="off",
+            loop="none",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+            backlog=4096,
+        )
+        self._server = _Server(config, agent=self)
+        await self.startup()
+        try:
+            logger.info(
+                "waypost agent %s listening on http://%s:%d node=%s datacenter=%s"
+                " store=%s consul-api=%s",
+                __version__,
+                self.config.http_host,
+                self.bound_port,
+                self.config.node,
+                self.config.datacenter,
+                self.store.description,
+                CONSUL_API_VERSION,
+            )
+            await self._server.serve(sockets=[sock])
+        finally:
+            await self.shutdown()
+            logger.info("waypost agent stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with our shutdown hook and signals that end with exit 0."""
+
+    def __init__(self, config: uvicorn.Config, *, agent: Agent) -> None:
+        super().__init__(config)
+        self.agent = agent
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the caught signal after shutdown, which kills the
+        # process with -15 instead of the clean exit 0 we promise.
+        loop = asyncio.get_running_loop()
+        handled = (signal.SIGINT, signal.SIGTERM)
+        for sig in handled:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.agent.begin_shutdown()
+        await super().shutdown(sockets)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listener before anything else, so a taken port fails fast."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (is another agent running? choose another --http-addr)"
+        ) from exc
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _open_store(config: AgentConfig) -> Store:
+    if config.dev:
+        return MemoryStore()
+    from waypost.store.sqlite import SQLiteStore
+
+    return SQLiteStore(config.data_dir)
+
+
+async def run_agent(config: AgentConfig) -> None:
+    """Run one agent until it is told to stop."""
+    agent = Agent(config)
+    await agent.serve()

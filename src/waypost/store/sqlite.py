@@ -1,0 +1,229 @@
+"""The embedded durable store: one SQLite file, WAL, group commit.
+
+One writer thread owns the connection. Changes queue up while a transaction
+is being fsynced; the next transaction takes all of them at once, so many
+concurrent writes share one fsync. `commit()` resolves only after COMMIT
+returned with `synchronous=FULL`: an acknowledged write survives `kill -9`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+
+import msgspec
+
+from waypost.core.catalog import CHECKS, KV, NODES, SERVICES, Row
+from waypost.core.model import Check, KVEntry, Node, Service
+from waypost.exceptions import StartupError, StoreUnavailable
+
+logger = logging.getLogger("waypost.store")
+
+SCHEMA_VERSION = "1"
+DB_NAME = "state.db"
+LOCK_NAME = "waypost.lock"
+
+_TYPES: dict[str, type[msgspec.Struct]] = {
+    NODES: Node,
+    SERVICES: Service,
+    CHECKS: Check,
+    KV: KVEntry,
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    tbl TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (tbl, key)
+) WITHOUT ROWID;
+"""
+
+_UPSERT = "INSERT OR REPLACE INTO rows (tbl, key, value) VALUES (?, ?, ?)"
+_DELETE = "DELETE FROM rows WHERE tbl = ? AND key = ?"
+_SET_INDEX = "INSERT OR REPLACE INTO meta (name, value) VALUES ('index', ?)"
+
+_Pending = tuple[list[Row], int, asyncio.Future[None], asyncio.AbstractEventLoop]
+_STOP = None
+
+
+class SQLiteStore:
+    """Durable rows in `<data_dir>/state.db`, guarded by an exclusive lock file."""
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        self.description = f"sqlite:{self.path}"
+        self._lock_file = self._acquire_lock()
+        self._db = self._connect()
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in _TYPES.items()}
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._write_loop, name="waypost-sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        #: How many transactions and how many changes they carried (metrics).
+        self.transactions = 0
+        self.changes = 0
+
+    # ----------------------------------------------------------- start-up
+
+    def _acquire_lock(self) -> int:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot use data dir {self.data_dir}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StartupError(
+                f"data dir {self.data_dir} is locked by another waypost agent"
+                f" (pid {holder}); stop it or choose another --data-dir"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            version = db.execute(
+                "SELECT value FROM meta WHERE name = 'schema'"
+            ).fetchone()
+            if version is None:
+                db.execute(
+                    "INSERT INTO meta (name, value) VALUES ('schema', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            elif version[0] != SCHEMA_VERSION:
+                raise StartupError(
+                    f"{self.path} has schema version {version[0]}, this waypost"
+                    f" reads {SCHEMA_VERSION}"
+                )
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise StartupError(f"cannot open {self.path}: {exc}") from exc
+        except StartupError:
+            self._release_lock()
+            raise
+        return db
+
+    def _release_lock(self) -> None:
+        os.close(self._lock_file)
+
+    def load(self) -> tuple[list[Row], int]:
+        """Read every row; a row that does not decode stops start-up."""
+        try:
+            raw = self._db.execute("SELECT tbl, key, value FROM rows").fetchall()
+            found = self._db.execute(
+                "SELECT value FROM meta WHERE name = 'index'"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot read {self.path}: {exc}") from exc
+        rows: list[Row] = []
+        for table, key, value in raw:
+            decoder = self._decoders.get(table)
+            if decoder is None:
+                raise StartupError(f"{self.path}: unknown table {table!r} in rows")
+            try:
+                rows.append((table, key, decoder.decode(value)))
+            except msgspec.DecodeError as exc:
+                raise StartupError(
+                    f"{self.path}: row {table}/{key!r} is corrupt: {exc}"
+                ) from exc
+        # Nodes first: services and checks refer to them.
+        order = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
+        rows.sort(key=lambda row: order[row[0]])
+        return rows, int(found[0]) if found else 0
+
+    # ----------------------------------------------------------- writing
+
+    async def commit(self, rows: list[Row], index: int) -> None:
+        if self._failed is not None:
+            raise StoreUnavailable(f"the store failed earlier: {self._failed}")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((rows, index, future, loop))
+        await future
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write_batch(batch)
+            if stop:
+                return
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        error: BaseException | None = None
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for rows, _index, _future, _loop in batch:
+                for table, key, value in rows:
+                    if value is None:
+                        self._db.execute(_DELETE, (table, key))
+                    else:
+                        self._db.execute(
+                            _UPSERT, (table, key, self._encoder.encode(value))
+                        )
+            self._db.execute(_SET_INDEX, (str(batch[-1][1]),))
+            self._db.execute("COMMIT")
+            self.transactions += 1
+            self.changes += len(batch)
+        except sqlite3.Error as exc:
+            # Memory already holds these changes; the disk does not. Refuse
+            # everything from now on rather than acknowledge what may vanish.
+            logger.critical("store write failed, refusing further writes: %s", exc)
+            self._failed = exc
+            error = exc
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        for _rows, _index, future, loop in batch:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer, release the lock."""
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._db.close()
+        self._release_lock()
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(StoreUnavailable(f"could not persist the change: {error}"))
