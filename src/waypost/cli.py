@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 import click
 
 from waypost import __version__
 from waypost.config import (
-    DEFAULT_DATACENTER,
     DEFAULT_DATA_DIR,
+    DEFAULT_DATACENTER,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_PORT,
     AgentConfig,
@@ -78,19 +77,28 @@ def main() -> None:
     help="Folder of the durable SQLite store; one agent per folder.",
 )
 @click.option("--dev", is_flag=True, help="Keep everything in memory; write nothing.")
-@click.option("--node", default=None, help="This agent's node name [default: host name].")
 @click.option(
-    "--datacenter", default=DEFAULT_DATACENTER, show_default=True, help="Datacenter name."
+    "--node", default=None, help="This agent's node name [default: host name]."
+)
+@click.option(
+    "--datacenter",
+    default=DEFAULT_DATACENTER,
+    show_default=True,
+    help="Datacenter name.",
 )
 @click.option(
     "--log-level",
     default="info",
     show_default=True,
-    type=click.Choice(["trace", "debug", "info", "warn", "warning", "error"], case_sensitive=False),
+    type=click.Choice(
+        ["trace", "debug", "info", "warn", "warning", "error"], case_sensitive=False
+    ),
     help="How much to log.",
 )
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
-@click.option("--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
+@click.option(
+    "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
+)
 def agent(
     http_addr: str,
     http_port: int | None,
@@ -113,7 +121,9 @@ def agent(
         host = client
     if http_port is not None:
         port = http_port
-    level = {"trace": "DEBUG", "warn": "WARNING"}.get(log_level.lower(), log_level.upper())
+    level = {"trace": "DEBUG", "warn": "WARNING"}.get(
+        log_level.lower(), log_level.upper()
+    )
     logging.basicConfig(
         level=level,
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",

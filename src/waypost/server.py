@@ -112,9 +112,7 @@ class Agent:
         # Consul servers list themselves as service "consul"; clients and
         # test suites written for Consul expect it in the catalog.
         consul = Service(node=node.name, service_id="consul", name="consul", port=8300)
-        await self.persist(
-            self.catalog.register_service(consul, [], now=self.now())
-        )
+        await self.persist(self.catalog.register_service(consul, [], now=self.now()))
 
     async def _run_timer(self) -> None:
         while True:

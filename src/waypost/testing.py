@@ -95,7 +95,9 @@ class AgentProcess:
                 )
             if time.monotonic() > deadline:
                 self.kill()
-                raise TimeoutError("waypost agent did not start:\n" + "".join(self.log_lines))
+                raise TimeoutError(
+                    "waypost agent did not start:\n" + "".join(self.log_lines)
+                )
         return self
 
     def _read_log(self) -> None:

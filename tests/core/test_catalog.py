@@ -24,7 +24,9 @@ def make_catalog() -> Catalog:
     return catalog
 
 
-def web(sid: str = "web-1", name: str = "web", tags: list[str] | None = None) -> Service:
+def web(
+    sid: str = "web-1", name: str = "web", tags: list[str] | None = None
+) -> Service:
     return Service(node=NODE, service_id=sid, name=name, tags=tags or [], port=80)
 
 
@@ -91,7 +93,10 @@ def test_heartbeat_moves_the_deadline_without_a_write() -> None:
     catalog.register_service(web(), [ttl_check(ttl=10.0)], now=0.0)
     catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "", now=0.0)
     index = catalog.index
-    assert catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "", now=8.0) is None
+    assert (
+        catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "", now=8.0)
+        is None
+    )
     assert catalog.index == index
     assert catalog.expire(now=15.0) == []
     assert len(catalog.expire(now=18.1)) == 1
@@ -102,7 +107,10 @@ def test_output_only_change_keeps_the_index() -> None:
     catalog.register_service(web(), [ttl_check()], now=0.0)
     catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "a", now=0.0)
     index, generation = catalog.index, catalog.output_generation
-    assert catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "b", now=1.0) is None
+    assert (
+        catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "b", now=1.0)
+        is None
+    )
     assert catalog.index == index
     assert catalog.output_generation == generation + 1
     check = catalog.get_check(NODE, "service:web-1")
@@ -193,7 +201,9 @@ def test_index_never_goes_backwards_across_restore() -> None:
 
 
 def _live_rows(catalog: Catalog) -> list[tuple[str, str, object]]:
-    rows: list[tuple[str, str, object]] = [("nodes", n, v) for n, v in catalog.nodes.items()]
+    rows: list[tuple[str, str, object]] = [
+        ("nodes", n, v) for n, v in catalog.nodes.items()
+    ]
     for name in catalog.service_names():
         rows += [("services", s.service_id, s) for s in catalog.service_instances(name)]
     rows += [("checks", c.check_id, c) for c in catalog.all_checks()]
@@ -204,7 +214,9 @@ def _live_rows(catalog: Catalog) -> list[tuple[str, str, object]]:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["register", "deregister", "pass", "fail", "put", "delete"]),
+            st.sampled_from(
+                ["register", "deregister", "pass", "fail", "put", "delete"]
+            ),
             st.integers(min_value=0, max_value=4),
         ),
         max_size=40,

@@ -18,15 +18,21 @@ def _index(response: httpx.Response) -> int:
 
 
 def _register(http: httpx.Client, name: str, sid: str) -> None:
-    http.put("/v1/agent/service/register", json={"Name": name, "ID": sid}).raise_for_status()
+    http.put(
+        "/v1/agent/service/register", json={"Name": name, "ID": sid}
+    ).raise_for_status()
 
 
-def test_wait_returns_on_a_change_to_what_it_reads(http: httpx.Client, unique: str) -> None:
+def test_wait_returns_on_a_change_to_what_it_reads(
+    http: httpx.Client, unique: str
+) -> None:
     index = _index(http.get(f"/v1/health/service/{unique}"))
     timer = threading.Timer(0.3, _register, (http, unique, f"{unique}-1"))
     timer.start()
     started = time.monotonic()
-    response = http.get(f"/v1/health/service/{unique}", params={"index": index, "wait": "20s"})
+    response = http.get(
+        f"/v1/health/service/{unique}", params={"index": index, "wait": "20s"}
+    )
     elapsed = time.monotonic() - started
     timer.join()
     assert elapsed < 10
@@ -34,13 +40,17 @@ def test_wait_returns_on_a_change_to_what_it_reads(http: httpx.Client, unique: s
     assert [e["Service"]["ID"] for e in response.json()] == [f"{unique}-1"]
 
 
-def test_wait_ignores_a_change_to_another_service(http: httpx.Client, unique: str) -> None:
+def test_wait_ignores_a_change_to_another_service(
+    http: httpx.Client, unique: str
+) -> None:
     _register(http, unique, f"{unique}-a")
     index = _index(http.get(f"/v1/health/service/{unique}"))
     timer = threading.Timer(0.2, _register, (http, f"{unique}-other", f"{unique}-b"))
     timer.start()
     started = time.monotonic()
-    response = http.get(f"/v1/health/service/{unique}", params={"index": index, "wait": "1500ms"})
+    response = http.get(
+        f"/v1/health/service/{unique}", params={"index": index, "wait": "1500ms"}
+    )
     elapsed = time.monotonic() - started
     timer.join()
     assert elapsed >= 1.4, "woken by another service's change"
@@ -50,7 +60,9 @@ def test_wait_ignores_a_change_to_another_service(http: httpx.Client, unique: st
 def test_wait_ignores_another_kv_key(http: httpx.Client, unique: str) -> None:
     http.put(f"/v1/kv/{unique}/mine", content=b"1").raise_for_status()
     index = _index(http.get(f"/v1/kv/{unique}/mine"))
-    timer = threading.Timer(0.2, lambda: http.put(f"/v1/kv/{unique}/other", content=b"x"))
+    timer = threading.Timer(
+        0.2, lambda: http.put(f"/v1/kv/{unique}/other", content=b"x")
+    )
     timer.start()
     started = time.monotonic()
     response = http.get(f"/v1/kv/{unique}/mine", params={"index": index, "wait": "1s"})
@@ -80,10 +92,13 @@ def test_status_change_of_a_check_wakes_the_health_watcher(
     body = {"Name": unique, "Check": {"TTL": "30s"}}
     http.put("/v1/agent/service/register", json=body).raise_for_status()
     index = _index(http.get(f"/v1/health/service/{unique}", params={"passing": ""}))
-    timer = threading.Timer(0.2, lambda: http.put(f"/v1/agent/check/pass/service:{unique}"))
+    timer = threading.Timer(
+        0.2, lambda: http.put(f"/v1/agent/check/pass/service:{unique}")
+    )
     timer.start()
     response = http.get(
-        f"/v1/health/service/{unique}", params={"passing": "1", "index": index, "wait": "20s"}
+        f"/v1/health/service/{unique}",
+        params={"passing": "1", "index": index, "wait": "20s"},
     )
     timer.join()
     assert _index(response) > index
@@ -96,10 +111,14 @@ def test_heartbeat_without_status_change_does_not_wake_watchers(
     body = {"Name": unique, "Check": {"TTL": "30s", "Status": "passing"}}
     http.put("/v1/agent/service/register", json=body).raise_for_status()
     index = _index(http.get(f"/v1/health/service/{unique}"))
-    timer = threading.Timer(0.2, lambda: http.put(f"/v1/agent/check/pass/service:{unique}"))
+    timer = threading.Timer(
+        0.2, lambda: http.put(f"/v1/agent/check/pass/service:{unique}")
+    )
     timer.start()
     started = time.monotonic()
-    response = http.get(f"/v1/health/service/{unique}", params={"index": index, "wait": "1s"})
+    response = http.get(
+        f"/v1/health/service/{unique}", params={"index": index, "wait": "1s"}
+    )
     timer.join()
     assert time.monotonic() - started >= 0.9
     assert _index(response) == index
@@ -131,7 +150,9 @@ def test_py_consul_blocking_health_query(client: consul.Consul, unique: str) -> 
     assert [n["Service"]["Service"] for n in nodes] == [unique]
 
 
-async def test_py_consul_asyncio_blocking_kv_query(shared_agent: AgentProcess, unique: str) -> None:
+async def test_py_consul_asyncio_blocking_kv_query(
+    shared_agent: AgentProcess, unique: str
+) -> None:
     client = consul.aio.Consul(host=shared_agent.host, port=shared_agent.port)
     try:
         index, value = await client.kv.get(unique)
@@ -150,14 +171,18 @@ async def test_py_consul_asyncio_blocking_kv_query(shared_agent: AgentProcess, u
         await client.close()
 
 
-def test_many_identical_waiters_all_wake(http: httpx.Client, shared_agent: AgentProcess, unique: str) -> None:
+def test_many_identical_waiters_all_wake(
+    http: httpx.Client, shared_agent: AgentProcess, unique: str
+) -> None:
     index = _index(http.get(f"/v1/health/service/{unique}"))
 
     async def watch_all() -> list[int]:
         async with httpx.AsyncClient(base_url=shared_agent.url, timeout=30) as client:
+
             async def one() -> int:
                 r = await client.get(
-                    f"/v1/health/service/{unique}", params={"index": index, "wait": "20s"}
+                    f"/v1/health/service/{unique}",
+                    params={"index": index, "wait": "20s"},
                 )
                 return _index(r)
 

@@ -85,13 +85,17 @@ def test_index_does_not_go_backwards_after_restart(tmp_path: Path) -> None:
         url = f"{agent.url}/v1/agent/service/register"
         httpx.put(url, json={"Name": "gone", "Port": 1}).raise_for_status()
         httpx.put(f"{agent.url}/v1/agent/service/deregister/gone").raise_for_status()
-        before = int(httpx.get(f"{agent.url}/v1/health/service/gone").headers["X-Consul-Index"])
+        before = int(
+            httpx.get(f"{agent.url}/v1/health/service/gone").headers["X-Consul-Index"]
+        )
     finally:
         assert agent.stop() == 0
     restarted = AgentProcess(dev=False, data_dir=data_dir).start()
     try:
         after = int(
-            httpx.get(f"{restarted.url}/v1/health/service/gone").headers["X-Consul-Index"]
+            httpx.get(f"{restarted.url}/v1/health/service/gone").headers[
+                "X-Consul-Index"
+            ]
         )
     finally:
         restarted.stop()
@@ -112,7 +116,9 @@ def test_second_agent_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> N
     data_dir = tmp_path / "data"
     first = AgentProcess(dev=False, data_dir=data_dir).start()
     try:
-        result = _start_failure(["--data-dir", str(data_dir), "--http-addr", "127.0.0.1:0"])
+        result = _start_failure(
+            ["--data-dir", str(data_dir), "--http-addr", "127.0.0.1:0"]
+        )
     finally:
         first.stop()
     assert result.returncode != 0
@@ -146,7 +152,9 @@ def test_corrupt_row_stops_start_up(tmp_path: Path) -> None:
 def test_data_dir_that_is_a_file_stops_start_up(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = _start_failure(["--data-dir", str(blocker / "data"), "--http-addr", "127.0.0.1:0"])
+    result = _start_failure(
+        ["--data-dir", str(blocker / "data"), "--http-addr", "127.0.0.1:0"]
+    )
     assert result.returncode != 0
     assert "cannot use data dir" in result.stderr
 

@@ -307,9 +307,7 @@ class Catalog:
         if check.service_id:
             service = self._services.get(check.node, {}).get(check.service_id)
             if service is None:
-                raise NotFound(
-                    f'ServiceID "{check.service_id}" does not exist'
-                )
+                raise NotFound(f'ServiceID "{check.service_id}" does not exist')
             check = msgspec.structs.replace(
                 check, service_name=service.name, service_tags=list(service.tags)
             )
@@ -367,9 +365,7 @@ class Catalog:
         self._arm_reap(updated, now)
         topics: set[Topic] = set()
         self._check_topics(updated, topics)
-        return self._commit(
-            [(CHECKS, row_key(node, check_id), updated)], topics
-        )
+        return self._commit([(CHECKS, row_key(node, check_id), updated)], topics)
 
     def get_check(self, node: str, check_id: str) -> Check | None:
         return self._checks.get(node, {}).get(check_id)
@@ -393,7 +389,9 @@ class Catalog:
                     f' "{existing.service_id}"'
                 )
 
-    def _upsert_check(self, check: Check, topics: set[Topic], *, now: float) -> list[Row]:
+    def _upsert_check(
+        self, check: Check, topics: set[Topic], *, now: float
+    ) -> list[Row]:
         old = self._checks.get(check.node, {}).get(check.check_id)
         index = self.index
         if old is not None and old.service_id != check.service_id:
@@ -441,9 +439,7 @@ class Catalog:
             topics.add(service_topic(check.service_name))
         else:
             # Node checks decide the health of every instance on the node.
-            topics.update(
-                service_topic(s.name) for s in self.node_services(check.node)
-            )
+            topics.update(service_topic(s.name) for s in self.node_services(check.node))
 
     def _arm_check(self, check: Check, now: float) -> None:
         ckey = (check.node, check.check_id)

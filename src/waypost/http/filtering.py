@@ -26,7 +26,9 @@ def apply(request: Request, items: Sequence[T], schema: object = None) -> list[T
     try:
         compiled = compile_filter(expression, schema)  # type: ignore[arg-type]
     except FilterError as exc:
-        raise InvalidRequest(f"Failed to create boolean expression evaluator: {exc}") from None
+        raise InvalidRequest(
+            f"Failed to create boolean expression evaluator: {exc}"
+        ) from None
     try:
         return [item for item in items if compiled.matches(item)]
     except FilterError as exc:

@@ -100,18 +100,24 @@ class Response:
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int = 200, body: bytes = b"", headers: Headers | None = None):
+    def __init__(
+        self, status: int = 200, body: bytes = b"", headers: Headers | None = None
+    ):
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else [JSON_TYPE]
 
 
-def json_response(data: object, status: int = 200, headers: Headers | None = None) -> Response:
+def json_response(
+    data: object, status: int = 200, headers: Headers | None = None
+) -> Response:
     extra = [JSON_TYPE, *(headers or [])]
     return Response(status, _encoder.encode(data), extra)
 
 
-def text_response(text: str, status: int = 200, headers: Headers | None = None) -> Response:
+def text_response(
+    text: str, status: int = 200, headers: Headers | None = None
+) -> Response:
     return Response(status, text.encode(), [TEXT_TYPE, *(headers or [])])
 
 

@@ -9,6 +9,7 @@ returned with `synchronous=FULL`: an acknowledged write survives `kill -9`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -205,10 +206,8 @@ class SQLiteStore:
             logger.critical("store write failed, refusing further writes: %s", exc)
             self._failed = exc
             error = exc
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
         for _rows, _index, future, loop in batch:
             loop.call_soon_threadsafe(_settle, future, error)
 
