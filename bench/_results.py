@@ -22,7 +22,8 @@ def environment() -> str:
     return (
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()} {os.cpu_count()} cores,"
-        f" {platform.python_implementation()} {platform.python_version()}, waypost {version('waypost')},"
+        f" {platform.python_implementation()} {platform.python_version()},"
+        f" waypost {version('waypost')},"
         f" uvicorn {version('uvicorn')}, msgspec {version('msgspec')}"
     )
 

@@ -69,9 +69,8 @@ def wrk(
             lua.write(script)
     if script:
         args += ["-s", lua.name]
-    out = subprocess.run(
-        args + [url], capture_output=True, text=True, check=True
-    ).stdout
+    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
+    out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
@@ -188,7 +187,8 @@ def main() -> None:
 
     for name, r in results.items():
         print(
-            f"{name:24s} {r['rps']:>10.0f} req/s  p99 {r['p99_ms']:.2f} ms  non-2xx {r['non2xx']:.0f}"
+            f"{name:24s} {r['rps']:>10.0f} req/s  p99 {r['p99_ms']:.2f} ms"
+            f"  non-2xx {r['non2xx']:.0f}"
         )
     write_section("http", render(results, duration, self_info))
 
