@@ -13,9 +13,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Generator
-
-import uvicorn
+from collections.abc import Callable
 
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION, AgentConfig
@@ -25,6 +23,7 @@ from waypost.core.watch import Watchers
 from waypost.exceptions import StartupError
 from waypost.http.app import ConsulAPI
 from waypost.http.blocking import ResponseCache
+from waypost.http.protocol import ConnectionTracker, HttpProtocol
 from waypost.store.base import Store
 from waypost.store.memory import MemoryStore
 
@@ -34,6 +33,9 @@ Clock = Callable[[], float]
 
 #: Longest the timer sleeps, so a newly armed earlier deadline is seen soon.
 TIMER_TICK = 0.1
+
+#: How long shutdown waits for in-flight requests before closing them.
+SHUTDOWN_GRACE = 5.0
 
 
 class Agent:
@@ -56,7 +58,7 @@ class Agent:
         self.started_at = time.time()
         self.node_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"waypost.{config.node}"))
         self.maintenance_reason: str | None = None
-        self._server: _Server | None = None
+        self._stop = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self.bound_port = config.http_port
 
@@ -128,8 +130,7 @@ class Agent:
 
     def request_shutdown(self) -> None:
         """Begin a graceful stop (PUT /v1/agent/leave, SIGTERM, SIGINT)."""
-        if self._server is not None:
-            self._server.should_exit = True
+        self._stop.set()
 
     def begin_shutdown(self) -> None:
         self.is_shutting_down = True
@@ -150,20 +151,16 @@ class Agent:
         """Run until asked to stop; `sock` is an already bound listener."""
         sock = sock or bind_socket(self.config.http_host, self.config.http_port)
         self.bound_port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            ConsulAPI(self),
-            lifespan="off",
-            loop="none",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            timeout_graceful_shutdown=5,
-            backlog=4096,
-        )
-        self._server = _Server(config, agent=self)
+        loop = asyncio.get_running_loop()
+        api = ConsulAPI(self)
+        tracker = ConnectionTracker()
         await self.startup()
         try:
+            server = await loop.create_server(
+                lambda: HttpProtocol(api, tracker), sock=sock, backlog=4096
+            )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_shutdown)
             logger.info(
                 "waypost agent %s listening on http://%s:%d node=%s datacenter=%s"
                 " store=%s consul-api=%s",
@@ -175,41 +172,20 @@ class Agent:
                 self.store.description,
                 CONSUL_API_VERSION,
             )
-            await self._server.serve(sockets=[sock])
+            await self._stop.wait()
+            logger.info("shutting down")
+            # 1. Stop accepting; 2. let blocking queries answer now; 3. give
+            # in-flight requests (durable commits) time to finish; 4. close.
+            server.close()
+            self.begin_shutdown()
+            tracker.close_idle()
+            await tracker.wait_busy(SHUTDOWN_GRACE)
+            tracker.close_idle()
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             await self.shutdown()
             logger.info("waypost agent stopped")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, with our shutdown hook and signals that end with exit 0."""
-
-    def __init__(self, config: uvicorn.Config, *, agent: Agent) -> None:
-        super().__init__(config)
-        self.agent = agent
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # uvicorn re-raises the caught signal after shutdown, which kills the
-        # process with -15 instead of the clean exit 0 we promise.
-        loop = asyncio.get_running_loop()
-        handled = (signal.SIGINT, signal.SIGTERM)
-        for sig in handled:
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        try:
-            yield
-        finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-
-    def _on_signal(self, sig: int) -> None:
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
-        self.should_exit = True
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.agent.begin_shutdown()
-        await super().shutdown(sockets)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from waypost.exceptions import PayloadTooLarge
 from waypost.http import blocking
 from waypost.http.errors import error_response
-from waypost.http.messages import Query, Request, Response, text_response
+from waypost.http.messages import Query, Request, Response
 from waypost.http.routes import Router, build_router
 
 if TYPE_CHECKING:
@@ -55,18 +55,33 @@ class ConsulAPI:
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         method: str = scope["method"]
-        path: str = scope["path"]
+        try:
+            body = await _read_body(receive) if method in ("PUT", "POST") else b""
+        except PayloadTooLarge as exc:
+            return error_response(exc, method, scope["path"])
+        return await self.respond(
+            method, scope["path"], scope["query_string"], scope["headers"], body
+        )
+
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Response:
+        """Route and run one request; every failure becomes a status here."""
         try:
             match = self.router.match(method, path)
             if isinstance(match, Response):
                 return match
             handler, tail = match
-            body = await _read_body(receive) if method in ("PUT", "POST") else b""
             request = Request(
                 method=method,
                 path=path,
-                query_string=scope["query_string"],
-                headers=scope["headers"],
+                query_string=query_string,
+                headers=headers,
                 body=body,
                 tail=tail,
             )
@@ -106,7 +121,3 @@ async def _refuse_lifespan(receive: Receive, send: Send) -> None:
         message = await receive()
     if message["type"] == "lifespan.shutdown":
         await send({"type": "lifespan.shutdown.complete"})
-
-
-def not_found() -> Response:
-    return text_response("404 page not found\n", 404)

@@ -84,8 +84,11 @@ async def answer(agent: Agent, request: Request, query: Query) -> Response:
 
 
 async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:
+    # No asyncio.timeout here: the protocol runs handlers inline, outside
+    # any task, until they first wait; a timer resolving the future works
+    # in both places.
     loop = asyncio.get_running_loop()
-    woken = loop.create_future()
+    woken: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:
         if not woken.done():
@@ -94,12 +97,11 @@ async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:
     if agent.is_shutting_down:
         return
     agent.watchers.add(query.topics, wake)
+    timer = loop.call_later(wait, wake)
     try:
-        async with asyncio.timeout(wait):
-            await woken
-    except TimeoutError:
-        pass
+        await woken
     finally:
+        timer.cancel()
         agent.watchers.discard(query.topics, wake)
 
 

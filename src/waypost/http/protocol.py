@@ -1,0 +1,262 @@
+"""HTTP/1.1 on httptools, straight into the ConsulAPI: no ASGI on the hot path.
+
+Measured on 2 cores (bench/http_bench.py): uvicorn's ASGI layer costs more
+than everything waypost does per read. This protocol parses with httptools,
+runs the handler coroutine inline (`coro.send(None)`) and writes the response
+in one call; only a handler that really waits (a blocking query, a durable
+commit) becomes a task. Responses on one connection keep request order
+(pipelining). No I/O beyond the transport; the Agent owns the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+from waypost.exceptions import PayloadTooLarge
+from waypost.http.app import MAX_BODY, ConsulAPI
+from waypost.http.errors import error_response
+from waypost.http.messages import Response, text_response
+
+logger = logging.getLogger("waypost.http")
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_Pending = tuple[str, str, bytes, list[tuple[bytes, bytes]], bytes, bool, bool]
+
+
+class ConnectionTracker:
+    """Every open connection, so shutdown can close idle ones and wait for busy."""
+
+    def __init__(self) -> None:
+        self.connections: set[HttpProtocol] = set()
+
+    def close_idle(self) -> None:
+        for connection in list(self.connections):
+            connection.close_when_idle()
+
+    async def wait_busy(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while any(c.is_busy for c in self.connections):
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            for connection in list(self.connections):
+                connection.abort()
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_api",
+        "_body",
+        "_closing",
+        "_headers",
+        "_parser",
+        "_queue",
+        "_task",
+        "_too_large",
+        "_tracker",
+        "_transport",
+        "_url",
+    )
+
+    def __init__(self, api: ConsulAPI, tracker: ConnectionTracker) -> None:
+        self._api = api
+        self._tracker = tracker
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._too_large = False
+        self._queue: deque[_Pending] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._tracker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tracker.connections.discard(self)
+        self._transport = None
+        self._queue.clear()
+        if self._task is not None and not self._task.done():
+            # The client went away: stop its blocking query.
+            self._task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reply_and_close(text_response("Upgrades are not supported", 400))
+        except httptools.HttpParserError as exc:
+            self._reply_and_close(text_response(f"Malformed HTTP request: {exc}", 400))
+
+    @property
+    def is_busy(self) -> bool:
+        return self._task is not None or bool(self._queue)
+
+    def close_when_idle(self) -> None:
+        self._closing = True
+        if not self.is_busy and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    # ------------------------------------------------------------ parser
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_large:
+            return
+        self._body.append(body)
+        if sum(map(len, self._body)) > MAX_BODY:
+            self._too_large = True
+            self._body = []
+
+    def on_message_complete(self) -> None:
+        parsed = httptools.parse_url(self._url)
+        path = unquote(parsed.path.decode("latin-1"))
+        method = self._parser.get_method().decode("ascii")
+        keep_alive = self._parser.should_keep_alive()
+        self._queue.append(
+            (
+                method,
+                path,
+                parsed.query or b"",
+                self._headers,
+                b"".join(self._body),
+                keep_alive,
+                self._too_large,
+            )
+        )
+        if self._task is None:
+            self._drain()
+
+    # ------------------------------------------------------------ dispatch
+
+    def _drain(self) -> None:
+        """Answer queued requests in order; inline while handlers don't wait."""
+        while self._queue and self._transport is not None:
+            method, path, query, headers, body, keep_alive, too_large = (
+                self._queue.popleft()
+            )
+            if too_large:
+                exc = PayloadTooLarge(
+                    f"Request body too large: the limit is {MAX_BODY} bytes"
+                )
+                self._write(error_response(exc, method, path), keep_alive=False)
+                return
+            coro = self._api.respond(method, path, query, headers, body)
+            try:
+                first = coro.send(None)
+            except StopIteration as done:
+                self._write(done.value, keep_alive)
+                continue
+            except BaseException:  # respond() maps every error; this is a bug
+                logger.exception("bug: %s %s escaped the error mapping", method, path)
+                self._write(text_response("Internal error", 500), keep_alive=False)
+                return
+            # The handler is waiting on something: hand it to the loop.
+            self._task = asyncio.ensure_future(_resume(coro, first))
+            self._task.add_done_callback(
+                lambda task, keep=keep_alive: self._finished(task, keep)
+            )
+            return
+
+    def _finished(self, task: asyncio.Task[Any], keep_alive: bool) -> None:
+        self._task = None
+        if task.cancelled() or self._transport is None:
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("bug: a request task failed", exc_info=exc)
+            self._write(text_response("Internal error", 500), keep_alive=False)
+            return
+        self._write(task.result(), keep_alive)
+        self._drain()
+
+    def _write(self, response: Response, keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        keep_alive = keep_alive and not self._closing
+        head = [
+            b"HTTP/1.1 %d %s\r\n"
+            % (response.status, _REASONS.get(response.status, b"")),
+        ]
+        for name, value in response.headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-length: %d\r\n" % len(response.body))
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        transport.write(b"".join(head) + response.body)
+        if not keep_alive:
+            self._queue.clear()
+            transport.close()
+            self._transport = None
+
+    def _reply_and_close(self, response: Response) -> None:
+        self._write(response, keep_alive=False)
+
+
+async def _resume(coro: Coroutine[Any, Any, Response], first: Any) -> Response:
+    """Continue a coroutine that already ran up to its first suspension."""
+    return await _Resumed(coro, first)
+
+
+class _Resumed:
+    """Awaitable that drives an already-started coroutine to completion.
+
+    `first` is the future the coroutine yielded when `_drain` started it; it
+    is handed to the task exactly as the coroutine would have, so asyncio's
+    wake-up protocol (`_asyncio_future_blocking`) is kept intact.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Response], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Any:
+        coro = self._coro
+        yielded = self._first
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:  # cancellation must reach the coroutine
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                yielded = coro.send(value)
+            except StopIteration as done:
+                return done.value
