@@ -179,7 +179,7 @@ class Agent:
             server.close()
             self.begin_shutdown()
             tracker.close_idle()
-            await tracker.wait_busy(SHUTDOWN_GRACE)
+            await tracker.drain(SHUTDOWN_GRACE)
             tracker.close_idle()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

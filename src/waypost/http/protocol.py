@@ -36,16 +36,19 @@ class ConnectionTracker:
 
     def __init__(self) -> None:
         self.connections: set[HttpProtocol] = set()
+        self.request_done = asyncio.Event()
 
     def close_idle(self) -> None:
         for connection in list(self.connections):
             connection.close_when_idle()
 
-    async def wait_busy(self, timeout: float) -> None:
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for busy connections, then abort them."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(grace):
                 while any(c.is_busy for c in self.connections):
-                    await asyncio.sleep(0.02)
+                    self.request_done.clear()
+                    await self.request_done.wait()
         except TimeoutError:
             for connection in list(self.connections):
                 connection.abort()
@@ -91,6 +94,7 @@ class HttpProtocol(asyncio.Protocol):
         self._tracker.connections.discard(self)
         self._transport = None
         self._queue.clear()
+        self._tracker.request_done.set()
         if self._task is not None and not self._task.done():
             # The client went away: stop its blocking query.
             self._task.cancel()
@@ -190,6 +194,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _finished(self, task: asyncio.Task[Any], keep_alive: bool) -> None:
         self._task = None
+        self._tracker.request_done.set()
         if task.cancelled() or self._transport is None:
             return
         exc = task.exception()
