@@ -33,11 +33,13 @@ Bounded loads (``get_bounded``) follows Mirrokni, Thorup and Zadimoghaddam,
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from fractions import Fraction
+from itertools import repeat
+from typing import NamedTuple
 
 import msgspec
 from xxhash import xxh3_64_intdigest
@@ -77,11 +79,18 @@ MAX_NODES = 0xFFFE
 # 100-130 ns. xxhash is also already a runtime dependency; mmh3 is not.
 _hash = xxh3_64_intdigest
 
-_MIXED = 0xFFFF  # table slot split by at least one point: bisect instead
-_TABLE_EXTRA_BITS = 3  # about 8 slots per point: ~12 % of slots are split
+_MIXED = 0xFFFF  # a table slot split by a point: bisect instead
+# Table size, measured at 100 nodes (409,600 points; bench/RESULTS.md):
+# 2^20 slots (2 MiB, 32 % split) ~550 ns a lookup, 2^21 ~460 ns, 2^22 (8 MiB,
+# 9 % split) ~400 ns; past that cache misses eat the gain.
+_TABLE_EXTRA_BITS = 3  # 8 to 16 slots a point
 _MIN_TABLE_BITS = 8
-_MAX_TABLE_BITS = 23  # 16 MiB of uint16; past ~1M points more slots split
+_MAX_TABLE_BITS = 23  # 16 MiB of uint16: at 1000 nodes 39 % of slots split
 _FULL_REBUILD_RATIO = 4  # changes above 1/4 of the points: rebuild from scratch
+
+
+_16 = repeat(16)  # endless operands for map(), which runs in C
+_LOW16 = repeat(0xFFFF)
 
 
 class EmptyRingError(LookupError):
@@ -115,11 +124,20 @@ def _node_points(name: str, count: int) -> list[int]:
 class _View:
     """One consistent snapshot of the built ring, swapped in whole.
 
-    Readers on other threads take ``ring._view`` once per lookup, so they never
-    see a table from one build with the names of another.
+    A lookup reads ``ring._view`` once, so a reader on another thread never
+    mixes a table from one build with the names of another.
     """
 
-    __slots__ = ("counts", "names", "owners", "positions", "shift", "table")
+    __slots__ = (
+        "bucket_shift",
+        "counts",
+        "names",
+        "owners",
+        "positions",
+        "shift",
+        "starts",
+        "table",
+    )
 
     def __init__(
         self,
@@ -128,29 +146,64 @@ class _View:
         names: list[str],
         positions: array[int],
         owners: array[int],
-        table: array[int],
-        shift: int,
+        index: _Index,
     ) -> None:
         self.counts = counts  # node of positive weight -> its number of points
         self.names = names  # owner id -> node name ("" for a free id)
         self.positions = positions  # sorted point positions (uint64)
         self.owners = owners  # owner id of each point, parallel to positions
-        self.table = table  # owner id of each slot, or _MIXED
-        self.shift = shift  # slot of hash h is h >> shift
+        self.table = index.table  # owner id of each slot, or _MIXED
+        self.shift = index.shift  # slot of hash h is h >> shift
+        self.starts = index.starts  # first point of each bucket, and len(positions)
+        self.bucket_shift = index.bucket_shift  # bucket of hash h is h >> this
 
     def successor(self, h: int) -> int:
         """Index of the first point at or after ``h``, wrapping to 0."""
-        i = bisect_left(self.positions, h)
+        bucket = h >> self.bucket_shift
+        starts = self.starts
+        i = bisect_left(self.positions, h, starts[bucket], starts[bucket + 1])
         return 0 if i == len(self.positions) else i
 
 
+class _Points(NamedTuple):
+    """Sorted points with their bucket starts, while a patch reshapes them."""
+
+    positions: array[int]
+    owners: array[int]
+    starts: array[int]
+    bucket_shift: int
+
+    def bisect(self, h: int, low: int = 0) -> int:
+        """Index of the first point at or after ``h`` (``len`` past the end).
+
+        ``low`` may skip points known to lie before ``h``.
+        """
+        bucket = h >> self.bucket_shift
+        low = max(low, self.starts[bucket])
+        return bisect_left(self.positions, h, low, self.starts[bucket + 1])
+
+
+class _Index(NamedTuple):
+    """The lookup accelerators built from sorted points.
+
+    ``table`` answers most lookups alone; for slots split by a point,
+    ``starts`` narrows the bisect to one bucket (about 8-16 points) instead of
+    the whole array, which costs a cache miss per probe.
+    """
+
+    table: array[int]
+    shift: int
+    starts: array[int]
+    bucket_shift: int
+
+
+_EMPTY_VIEW_INDEX = _Index(array("H", [_MIXED]), 64, array("I", [0, 0]), 64)
 _EMPTY_VIEW = _View(
     counts={},
     names=[],
     positions=array("Q"),
     owners=array("H"),
-    table=array("H", [_MIXED]),
-    shift=64,
+    index=_EMPTY_VIEW_INDEX,
 )
 
 
@@ -326,11 +379,16 @@ class HashRing:
         counts = view.counts
         if not counts:
             raise EmptyRingError("the ring has no node of positive weight")
+        total = 0
+        for name, load in loads.items():
+            if load < 0:
+                raise ValueError(f"load of {name!r} must be >= 0, got {load}")
+            if name in counts:
+                total += load
         # Integer arithmetic: caps must not wobble with float rounding.
-        factor = Fraction(balance_factor)
-        total = sum(load for name, load in loads.items() if name in counts)
-        numerator = factor.numerator * (total + 1)
-        denominator = factor.denominator * len(view.positions)
+        factor, scale = balance_factor.as_integer_ratio()
+        numerator = factor * (total + 1)
+        denominator = scale * len(view.positions)
         start = view.successor(hash_key(key))
         for owner in _clockwise_owners(view, start):
             name = view.names[owner]
@@ -352,18 +410,21 @@ class HashRing:
         if not view.positions:
             return
         names, positions, owners = view.names, view.positions, view.owners
-        start, current = 0, owners[0]
+        # Point j owns the hashes after point j-1 up to itself: [p[j-1]+1, p[j]+1).
+        run_start, run_end, run_owner = 0, 0, owners[0]
         for position, owner in zip(positions, owners, strict=True):
-            if owner != current:
-                yield start, position, names[current]
-                start, current = position, owner
-        # The arc after the last point wraps to the first point's owner.
-        end = positions[-1] + 1
-        if owners[0] != current:
-            yield start, end, names[current]
-            start, current = end, owners[0]
-        if start < HASH_SPACE:
-            yield start, HASH_SPACE, names[current]
+            end = position + 1
+            if end == run_end:
+                continue  # a point tied with the one before owns nothing
+            if owner != run_owner:
+                yield run_start, run_end, names[run_owner]
+                run_start, run_owner = run_end, owner
+            run_end = end
+        # Past the last point the circle wraps to the first point's owner.
+        if run_end < HASH_SPACE and owners[0] != run_owner:
+            yield run_start, run_end, names[run_owner]
+            run_start, run_owner = run_end, owners[0]
+        yield run_start, HASH_SPACE, names[run_owner]
 
     def statistics(self, keys: Iterable[str | bytes] | None = None) -> RingStatistics:
         """Each node's share of the key space, or of ``keys`` when given.
@@ -431,69 +492,69 @@ class HashRing:
         """Build every array from scratch: one sort of all points."""
         names = sorted(wanted)
         self._ids = {name: owner for owner, name in enumerate(names)}
-        # Point and owner in one int, so one sort orders ties by name.
+        # Point and owner in one int, so one sort orders ties by name. Each
+        # node's points go in presorted: merging runs is ~3x faster.
         encoded: list[int] = []
         for owner, name in enumerate(names):
-            encoded.extend([p << 16 | owner for p in _node_points(name, wanted[name])])
+            points = sorted(_node_points(name, wanted[name]))
+            shifted = map(operator.lshift, points, _16)
+            encoded.extend(map(operator.or_, shifted, repeat(owner)))
         encoded.sort()
-        positions = array("Q", [e >> 16 for e in encoded])
-        owners = array("H", [e & 0xFFFF for e in encoded])
-        table, shift = _build_table(positions, owners)
+        positions = array("Q", map(operator.rshift, encoded, _16))
+        owners = array("H", map(operator.and_, encoded, _LOW16))
         return _View(
             counts=wanted,
             names=names,
             positions=positions,
             owners=owners,
-            table=table,
-            shift=shift,
+            index=_build_index(positions, owners),
         )
 
     def _patch(self, gone: list[str], new: list[str], wanted: dict[str, int]) -> _View:
         """Cut the points of ``gone``, merge those of ``new``, fix their slots.
 
-        Builds new arrays (old readers keep the old view) in O(changed points)
-        Python steps plus C copies of the rest.
+        Builds new arrays (readers may still hold the old view) in one Python
+        step per changed point plus C copies of the rest.
         """
         view = self._view
         names = list(view.names)
-        positions, owners = view.positions, view.owners
+        points = _Points(view.positions, view.owners, view.starts, view.bucket_shift)
         removed: list[int] = []
         if gone:
-            positions, owners, removed = self._cut(gone, names, positions, owners)
+            points, removed = self._cut(gone, names, points)
         added: list[int] = []
         if new:
-            positions, owners, added = self._merge(new, wanted, names, positions, owners)
-        bits = 64 - view.shift
-        if abs(_table_bits(len(positions)) - bits) > 1 or not positions:
-            table, shift = _build_table(positions, owners)
+            points, added = self._merge(new, wanted, names, points)
+        positions, owners = points.positions, points.owners
+        # The table size follows the point count loosely: the mapping never
+        # depends on it, so hysteresis only saves rebuilds.
+        bits = _table_bits(len(positions))
+        if not positions or abs(bits - (64 - view.shift)) > 1:
+            index = _build_index(positions, owners)
         else:
-            table, shift = view.table[:], view.shift
-            _claim_removed(table, shift, positions, owners, removed)
-            for index in added:
-                _claim(table, shift, positions, owners, index - 1, index)
+            table = view.table[:]
+            for point in removed:
+                successor = points.bisect(point)
+                successor = 0 if successor == len(positions) else successor
+                _claim(table, view.shift, positions, owners, successor)
+            for successor in added:
+                _claim(table, view.shift, positions, owners, successor)
+            index = _Index(table, view.shift, points.starts, points.bucket_shift)
         return _View(
-            counts=wanted,
-            names=names,
-            positions=positions,
-            owners=owners,
-            table=table,
-            shift=shift,
+            counts=wanted, names=names, positions=positions, owners=owners, index=index
         )
 
     def _cut(
-        self,
-        gone: list[str],
-        names: list[str],
-        positions: array[int],
-        owners: array[int],
-    ) -> tuple[array[int], array[int], list[int]]:
-        """Arrays without the points of ``gone``, and those points' positions."""
+        self, gone: list[str], names: list[str], points: _Points
+    ) -> tuple[_Points, list[int]]:
+        """The points without those of ``gone``, and the positions cut."""
+        positions, owners = points.positions, points.owners
         drop: list[int] = []
         removed: list[int] = []
         for name in gone:
             owner = self._ids.pop(name)
             for point in _node_points(name, self._view.counts[name]):
-                index = bisect_left(positions, point)
+                index = points.bisect(point)
                 while owners[index] != owner:  # a tie with another node's point
                     index += 1
                 drop.append(index)
@@ -508,27 +569,26 @@ class HashRing:
             start = index + 1
         kept_positions += positions[start:]
         kept_owners += owners[start:]
-        return kept_positions, kept_owners, removed
+        removed.sort()
+        starts = _shift_starts(points.starts, points.bucket_shift, removed, -1)
+        kept = _Points(kept_positions, kept_owners, starts, points.bucket_shift)
+        return kept, removed
 
     def _merge(
-        self,
-        new: list[str],
-        wanted: dict[str, int],
-        names: list[str],
-        positions: array[int],
-        owners: array[int],
-    ) -> tuple[array[int], array[int], list[int]]:
-        """Arrays with the points of ``new``, and the indices they landed at."""
+        self, new: list[str], wanted: dict[str, int], names: list[str], points: _Points
+    ) -> tuple[_Points, list[int]]:
+        """The points with those of ``new``, and the indices they landed at."""
         incoming: list[tuple[int, str, int]] = []
         for name in new:
             owner = self._allocate(name, names)
             incoming.extend((p, name, owner) for p in _node_points(name, wanted[name]))
         incoming.sort()
+        positions, owners = points.positions, points.owners
         merged_positions, merged_owners = array("Q"), array("H")
         landed: list[int] = []
         start, count = 0, len(positions)
         for point, name, owner in incoming:
-            index = bisect_left(positions, point, start)
+            index = points.bisect(point, start)
             while (
                 index < count
                 and positions[index] == point
@@ -543,7 +603,11 @@ class HashRing:
             start = index
         merged_positions += positions[start:]
         merged_owners += owners[start:]
-        return merged_positions, merged_owners, landed
+        starts = _shift_starts(
+            points.starts, points.bucket_shift, [p for p, _, _ in incoming], 1
+        )
+        merged = _Points(merged_positions, merged_owners, starts, points.bucket_shift)
+        return merged, landed
 
     def _allocate(self, name: str, names: list[str]) -> int:
         """An owner id for ``name``: a freed one if any, else a new one."""
@@ -590,45 +654,50 @@ def _table_bits(points: int) -> int:
     return min(max(bits, _MIN_TABLE_BITS), _MAX_TABLE_BITS)
 
 
-def _build_table(
-    positions: array[int], owners: array[int]
-) -> tuple[array[int], int]:
-    """The jump table for sorted points: owner of each unsplit slot, else _MIXED."""
-    if not positions:
-        return array("H", [_MIXED]), 64
-    bits = _table_bits(len(positions))
+def _bucket_bits(points: int) -> int:
+    """log2 of the bucket count: 8 to 16 points a bucket."""
+    return max(points.bit_length() - 4, 0)
+
+
+def _build_index(positions: array[int], owners: array[int]) -> _Index:
+    """Table and buckets for sorted points, in one pass over them."""
+    count = len(positions)
+    if not count:
+        return _EMPTY_VIEW_INDEX
+    bits, bucket_bits = _table_bits(count), _bucket_bits(count)
     shift = 64 - bits
+    per_bucket = bits - bucket_bits  # slot >> per_bucket is the bucket
     slots: list[int] = []
-    previous = -1
-    for position, owner in zip(positions, owners, strict=True):
-        slot = position >> shift
+    starts: list[int] = []
+    previous = -1  # the last slot that holds a point
+    for index, slot in enumerate(map(operator.rshift, positions, repeat(shift))):
         if slot != previous:
-            # Slots between two points belong to the later point.
-            slots.extend([owner] * (slot - previous - 1))
+            # Slots between two points belong to the later point; a slot that
+            # holds a point is split.
+            slots.extend([owners[index]] * (slot - previous - 1))
             slots.append(_MIXED)
+            bucket = slot >> per_bucket
+            if bucket >= len(starts):
+                starts.extend([index] * (bucket + 1 - len(starts)))
             previous = slot
     slots.extend([owners[0]] * ((1 << bits) - 1 - previous))  # wraps to the first
-    return array("H", slots), shift
+    starts.extend([count] * ((1 << bucket_bits) + 1 - len(starts)))
+    return _Index(array("H", slots), shift, array("I", starts), 64 - bucket_bits)
 
 
 def _claim(
-    table: array[int],
-    shift: int,
-    positions: array[int],
-    owners: array[int],
-    predecessor: int,
-    successor: int,
+    table: array[int], shift: int, positions: array[int], owners: array[int], point: int
 ) -> None:
-    """Give the slots strictly between two neighbouring points to the later one.
+    """Give the slots between point ``point`` and the one before it to its owner.
 
-    ``predecessor`` may be -1 or above ``successor``: the arc then wraps.
+    Only slots wholly inside the arc; the slot holding the point is split.
     """
     count = len(positions)
-    predecessor %= count
-    owner = owners[successor]
+    predecessor = (point - 1) % count  # the arc wraps when point is 0
+    owner = owners[point]
     low = (positions[predecessor] >> shift) + 1
-    high = positions[successor] >> shift
-    if predecessor < successor:
+    high = positions[point] >> shift
+    if predecessor < point:
         if low < high:
             table[low:high] = array("H", [owner]) * (high - low)
     else:
@@ -639,19 +708,26 @@ def _claim(
     table[high] = _MIXED
 
 
-def _claim_removed(
-    table: array[int],
-    shift: int,
-    positions: array[int],
-    owners: array[int],
-    removed: list[int],
-) -> None:
-    """Hand the slots of each removed point to the next surviving point."""
-    count = len(positions)
-    for point in removed:
-        successor = bisect_left(positions, point)
-        successor = 0 if successor == count else successor
-        _claim(table, shift, positions, owners, successor - 1, successor)
+def _shift_starts(
+    starts: array[int], bucket_shift: int, changed: list[int], change: int
+) -> array[int]:
+    """Bucket starts after the sorted points ``changed`` were added or removed.
+
+    Each point moves the start of every later bucket by ``change``, so walk
+    the points in order and copy runs of buckets with the running offset, in C.
+    """
+    shifted = array("I")
+    offset, done = 0, 0
+    for position in changed:
+        last = (position >> bucket_shift) + 1  # buckets up to its own stay put
+        if last > done:
+            run = starts[done:last]
+            shifted.extend(map(offset.__add__, run) if offset else run)
+            done = last
+        offset += change
+    run = starts[done:]
+    shifted.extend(map(offset.__add__, run) if offset else run)
+    return shifted
 
 
 Ring = HashRing
