@@ -37,7 +37,10 @@ def test_health_service_filter_on_service_meta(
 def test_catalog_service_filter_with_and_or_not(
     http: httpx.Client, two_webs: str
 ) -> None:
-    expression = '(ServiceTags contains "primary" or ServiceMeta.env == dev) and not ServiceID == ""'
+    expression = (
+        '(ServiceTags contains "primary" or ServiceMeta.env == dev)'
+        ' and not ServiceID == ""'
+    )
     rows = http.get(
         f"/v1/catalog/service/{two_webs}", params={"filter": expression}
     ).json()
@@ -102,5 +105,6 @@ def test_bad_filter_is_a_400_that_says_where(
 def test_py_consul_passes_filters_through(client: consul.Consul, two_webs: str) -> None:
     _, nodes = client.catalog.nodes(filter_expr='Node != ""')
     assert nodes
-    _, rows = client.health.service(two_webs, filter_expr='Service.Tags contains "backup"')
+    backup = 'Service.Tags contains "backup"'
+    _, rows = client.health.service(two_webs, filter_expr=backup)
     assert [r["Service"]["ID"] for r in rows] == [f"{two_webs}-b"]
