@@ -6,10 +6,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION
 from waypost.core.model import (
     NODE_MAINTENANCE_CHECK_ID,
+    SERF_CHECK_ID,
     SERVICE_MAINTENANCE_PREFIX,
     Check,
     HealthStatus,
@@ -18,6 +21,7 @@ from waypost.core.model import (
 from waypost.exceptions import InvalidRequest, NotFound
 from waypost.http import decode, filtering, wire
 from waypost.http.messages import (
+    TEXT_TYPE,
     Request,
     Response,
     empty_response,
@@ -49,12 +53,13 @@ _SERVICE_MAINT_NOTE = (
 # ---------------------------------------------------------------- self, members
 
 
-def member_json(agent: Agent) -> wire.JSON:
+def member_json(agent: Agent, *, wan: bool = False) -> wire.JSON:
+    """serf.Member; the WAN pool names members `<node>.<datacenter>` on 8302."""
     config = agent.config
     return {
-        "Name": config.node,
+        "Name": f"{config.node}.{config.datacenter}" if wan else config.node,
         "Addr": config.advertise_address,
-        "Port": 8301,
+        "Port": 8302 if wan else 8301,
         "Tags": {
             "acls": "0",
             "bootstrap": "1",
@@ -90,7 +95,7 @@ async def self_(agent: Agent, request: Request) -> Response:
                 "PrimaryDatacenter": config.datacenter,
                 "NodeName": config.node,
                 "NodeID": agent.node_id,
-                "Partition": "",
+                # Consul omits an empty Partition (`json:",omitempty"`).
                 "Revision": "waypost",
                 "Server": True,
                 "Version": CONSUL_API_VERSION,
@@ -124,11 +129,15 @@ async def self_(agent: Agent, request: Request) -> Response:
                     "bootstrap": "true",
                     "known_datacenters": "1",
                     "leader": "true",
+                    # What /v1/status/leader answers, as on a Consul server.
+                    "leader_addr": f"{config.advertise_address}:8300",
                     "server": "true",
                 },
                 "raft": {"state": "Leader", "num_peers": "0"},
             },
             "Meta": {"consul-network-segment": ""},
+            # A dev-mode Consul (1.13.8+) lists xDS; py-consul's tests expect
+            # the key. waypost serves no xDS, hence null.
             "xDS": None,
             # waypost's own identity, apart from the Consul level it claims.
             "Waypost": {
@@ -143,7 +152,9 @@ async def self_(agent: Agent, request: Request) -> Response:
 
 
 async def members(agent: Agent, request: Request) -> Response:
-    return json_response(filtering.apply(request, [member_json(agent)]))
+    # Consul: any non-empty ?wan= asks for the WAN pool (AgentMembers).
+    wan = bool(request.get("wan"))
+    return json_response(filtering.apply(request, [member_json(agent, wan=wan)]))
 
 
 async def leave(agent: Agent, request: Request) -> Response:
@@ -158,7 +169,9 @@ def _local_services(agent: Agent) -> list[Service]:
     # The "consul" service is the server's own catalog entry, not something
     # registered with the agent: Consul leaves it out of /v1/agent/services.
     return [
-        s for s in agent.catalog.node_services(agent.config.node) if s.service_id != "consul"
+        s
+        for s in agent.catalog.node_services(agent.config.node)
+        if s.service_id != "consul"
     ]
 
 
@@ -174,41 +187,74 @@ async def service(agent: Agent, request: Request) -> Response:
     if found is None or found.service_id == "consul":
         raise NotFound(f"unknown service ID: {request.tail}")
     body = wire.agent_service_json(found, agent.config.datacenter)
-    body["ContentHash"] = f"{found.modify_index:016x}"
-    return json_response(body)
+    content_hash = f"{found.modify_index:016x}"
+    body["ContentHash"] = content_hash
+    # Consul sends the hash as a header too (agent_endpoint.go AgentService).
+    return json_response(
+        body, headers=[(b"x-consul-contenthash", content_hash.encode())]
+    )
 
 
 async def register_service(agent: Agent, request: Request) -> Response:
+    """Validate in Consul's order (AgentRegisterService), then apply whole."""
     data = decode.decode_body(request.body, decode.SERVICE_REGISTRATION)
+    if not data.get("Name"):
+        raise InvalidRequest("Missing service name")
+    if wire.is_any_address(str(data.get("Address") or "")):
+        raise InvalidRequest("Invalid service address")
     node = agent.config.node
     service, numeric_id = wire.to_service(data, node=node)
+    service = wire.default_tagged_addresses(service)
     checks = _service_checks(agent, data, service)
     commit = agent.catalog.register_service(
         service,
         checks,
         now=agent.now(),
-        replace_existing_checks=request.flag("replace-existing-checks"),
+        replace_existing_checks=_replace_existing_checks(request),
     )
     await agent.persist(commit)
-    headers = []
-    if numeric_id and not service.port:
+    headers = [TEXT_TYPE]
+    if numeric_id and not service.port and _could_be_port(service.service_id):
         warning = (
             f"ID {service.service_id} was a number and no Port was given:"
             f" did you mean port={service.service_id}?"
         )
         logger.warning("service %r: %s", service.name, warning)
         headers.append((NUMERIC_ID_HEADER, warning.encode()))
-    return Response(200, b"", [(b"content-type", b"text/plain; charset=utf-8"), *headers])
+    return Response(200, b"", headers)
 
 
-def _service_checks(agent: Agent, data: decode.Decoded, service: Service) -> list[Check]:
+def _could_be_port(service_id: str) -> bool:
+    return service_id.isdigit() and 0 < int(service_id) <= 65535
+
+
+def _replace_existing_checks(request: Request) -> bool:
+    # Consul: present and either empty or exactly "true"; anything else is off.
+    return request.has("replace-existing-checks") and request.get(
+        "replace-existing-checks"
+    ) in ("", "true")
+
+
+def _service_checks(
+    agent: Agent, data: decode.Decoded, service: Service
+) -> list[Check]:
+    """Check, then Checks, as Consul's ServiceDefinition.CheckTypes() orders them."""
     bodies: list[dict[str, object]] = []
     single = data.get("Check")
-    if isinstance(single, dict) and single:
+    if isinstance(single, dict) and not wire.is_empty_check(single):
         bodies.append(single)
     many = data.get("Checks")
     if isinstance(many, list):
-        bodies.extend(b for b in many if isinstance(b, dict) and b)
+        bodies.extend(
+            b for b in many if isinstance(b, dict) and not wire.is_empty_check(b)
+        )
+    for body in bodies:
+        wire.validate_check_type(body)
+    for body in bodies:
+        if not _is_valid_status(body):
+            raise InvalidRequest(
+                "Status for checks must 'passing', 'warning', 'critical'"
+            )
     checks = []
     for number, body in enumerate(bodies, start=1):
         default_id = (
@@ -217,54 +263,70 @@ def _service_checks(agent: Agent, data: decode.Decoded, service: Service) -> lis
             else f"service:{service.service_id}:{number}"
         )
         check_id = str(body.get("CheckID") or "") or default_id
-        checks.append(
-            _preserving_status(
-                agent,
-                wire.to_check(
-                    body,
-                    node=service.node,
-                    check_id=check_id,
-                    default_name=f"Service '{service.name}' check",
-                    service_id=service.service_id,
-                ),
-                body,
-            )
+        check = wire.to_check(
+            body,
+            node=service.node,
+            check_id=check_id,
+            default_name=f"Service '{service.name}' check",
+            service_id=service.service_id,
         )
+        checks.append(_preserving_status(agent, check))
     return checks
 
 
-def _preserving_status(agent: Agent, check: Check, body: dict[str, object]) -> Check:
-    """A re-registered check keeps its current status unless Status is given.
+def _is_valid_status(body: dict[str, object]) -> bool:
+    status = body.get("Status") or ""
+    return status == "" or status in HealthStatus.__members__.values()
 
-    Consul does the same, so a client re-asserting its registration does not
-    flap its instance to critical.
+
+def _preserving_status(agent: Agent, check: Check) -> Check:
+    """A re-registered check keeps its current status and output.
+
+    Consul restores both from its snapshot of the check, even when the new
+    registration gives a Status (agent.go addServiceInternal: "Restore the
+    fields from the snapshot"; addCheckLocked: "snapshot the current state of
+    the health check to avoid potential flapping"), so a client re-asserting
+    its registration never flaps its instance to critical.
     """
-    if body.get("Status"):
-        return check
     existing = agent.catalog.get_check(check.node, check.check_id)
-    if existing is None or existing.definition != check.definition:
+    if existing is None:
         return check
-    import msgspec
-
-    return msgspec.structs.replace(check, status=existing.status, output=existing.output)
+    return msgspec.structs.replace(
+        check, status=existing.status, output=existing.output
+    )
 
 
 async def deregister_service(agent: Agent, request: Request) -> Response:
-    await agent.persist(agent.catalog.deregister_service(agent.config.node, request.tail))
+    await agent.persist(
+        agent.catalog.deregister_service(agent.config.node, request.tail)
+    )
     return empty_response()
 
 
-async def service_maintenance(agent: Agent, request: Request) -> Response:
-    node = agent.config.node
-    service_id = request.tail
+def _enable_flag(request: Request) -> bool:
+    """`?enable=`, parsed like Consul's strconv.ParseBool (agent_endpoint.go)."""
     if not request.has("enable"):
         raise InvalidRequest("Missing value for enable")
-    enable = request.flag("enable")
+    raw = request.get("enable")
+    enable = decode.parse_bool(raw)
+    if enable is None:
+        raise InvalidRequest(f'Invalid value for enable: "{raw}"')
+    return enable
+
+
+async def service_maintenance(agent: Agent, request: Request) -> Response:
+    """Consul's AgentServiceMaintenance: enabling twice keeps the first reason."""
+    node = agent.config.node
+    service_id = request.tail
+    if not service_id:
+        raise InvalidRequest("Missing service ID")
+    enable = _enable_flag(request)
     found = agent.catalog.node_service(node, service_id)
-    if found is None or not service_id:
-        raise NotFound(f'Unknown service ID "{service_id}"')
+    if found is None or found.service_id == "consul":
+        raise NotFound(f'No service registered with ID "{service_id}"')
     check_id = SERVICE_MAINTENANCE_PREFIX + service_id
-    if enable:
+    existing = agent.catalog.get_check(node, check_id)
+    if enable and existing is None:
         check = Check(
             node=node,
             check_id=check_id,
@@ -275,16 +337,17 @@ async def service_maintenance(agent: Agent, request: Request) -> Response:
             type="maintenance",
         )
         await agent.persist(agent.catalog.register_check(check, now=agent.now()))
-    elif agent.catalog.get_check(node, check_id) is not None:
+    elif not enable and existing is not None:
         await agent.persist(agent.catalog.deregister_check(node, check_id))
     return empty_response()
 
 
 async def node_maintenance(agent: Agent, request: Request) -> Response:
+    """Consul's AgentNodeMaintenance: enabling twice keeps the first reason."""
     node = agent.config.node
-    if not request.has("enable"):
-        raise InvalidRequest("Missing value for enable")
-    if request.flag("enable"):
+    enable = _enable_flag(request)
+    existing = agent.catalog.get_check(node, NODE_MAINTENANCE_CHECK_ID)
+    if enable and existing is None:
         check = Check(
             node=node,
             check_id=NODE_MAINTENANCE_CHECK_ID,
@@ -294,25 +357,54 @@ async def node_maintenance(agent: Agent, request: Request) -> Response:
             type="maintenance",
         )
         await agent.persist(agent.catalog.register_check(check, now=agent.now()))
-    elif agent.catalog.get_check(node, NODE_MAINTENANCE_CHECK_ID) is not None:
-        await agent.persist(agent.catalog.deregister_check(node, NODE_MAINTENANCE_CHECK_ID))
+    elif not enable and existing is not None:
+        await agent.persist(
+            agent.catalog.deregister_check(node, NODE_MAINTENANCE_CHECK_ID)
+        )
     return empty_response()
 
 
 # ---------------------------------------------------------------- checks
 
 
+def _local_checks(agent: Agent) -> list[Check]:
+    """The checks the agent itself holds: serfHealth is not one of them.
+
+    In Consul the leader writes serfHealth straight into the catalog; the
+    agent's local state (/v1/agent/checks, agent health) never lists it.
+    """
+    node_checks = agent.catalog.node_checks(agent.config.node)
+    return [c for c in node_checks if c.check_id != SERF_CHECK_ID]
+
+
+def _local_check(agent: Agent, check_id: str) -> Check | None:
+    if check_id == SERF_CHECK_ID:
+        return None
+    return agent.catalog.get_check(agent.config.node, check_id)
+
+
+def _unknown_check(check_id: str) -> NotFound:
+    return NotFound(
+        f'Unknown check ID "{check_id}". Ensure that the check ID is passed,'
+        " not the check name."
+    )
+
+
 async def checks(agent: Agent, request: Request) -> Response:
-    items = [wire.check_json(c) for c in agent.catalog.node_checks(agent.config.node)]
+    items = [wire.check_json(c) for c in _local_checks(agent)]
     items = filtering.apply(request, items, _schema("HEALTH_CHECK"))
     return json_response({item["CheckID"]: item for item in items})
 
 
 async def register_check(agent: Agent, request: Request) -> Response:
+    """Validate in Consul's order (AgentRegisterCheck), then apply."""
     data = decode.decode_body(request.body, decode.CHECK)
     name = str(data.get("Name") or "")
     if not name:
         raise InvalidRequest("Missing check name")
+    if not _is_valid_status(data):
+        raise InvalidRequest("Bad check status")
+    wire.validate_check_type(data)
     check_id = str(data.get("CheckID") or "") or name
     check = wire.to_check(
         data,
@@ -321,51 +413,69 @@ async def register_check(agent: Agent, request: Request) -> Response:
         default_name=name,
         service_id=str(data.get("ServiceID") or ""),
     )
-    check = _preserving_status(agent, check, data)
+    check = _preserving_status(agent, check)
     await agent.persist(agent.catalog.register_check(check, now=agent.now()))
     return empty_response()
 
 
 async def deregister_check(agent: Agent, request: Request) -> Response:
+    if _local_check(agent, request.tail) is None:
+        raise _unknown_check(request.tail)
     await agent.persist(agent.catalog.deregister_check(agent.config.node, request.tail))
     return empty_response()
 
 
-async def _update_ttl(agent: Agent, check_id: str, status: HealthStatus, output: str) -> Response:
+async def _update_ttl(
+    agent: Agent, check_id: str, status: HealthStatus, output: str
+) -> Response:
     node = agent.config.node
-    check = agent.catalog.get_check(node, check_id)
+    check = _local_check(agent, check_id)
     if check is None:
-        raise NotFound(
-            f'Unknown check ID "{check_id}". Ensure that the check ID is passed,'
-            " not the check name."
-        )
+        raise _unknown_check(check_id)
     if check.definition.ttl is None:
+        # Deliberate difference: Consul answers 500 here; it is the caller's
+        # mistake, so waypost answers 400 with Consul's words.
         raise InvalidRequest(f'CheckID "{check_id}" does not have associated TTL')
     limit = check.definition.output_max_size or DEFAULT_OUTPUT_MAX
     commit = agent.catalog.update_check(
-        node, check_id, status, output[:limit], now=agent.now()
+        node, check_id, status, _truncate_output(output, limit), now=agent.now()
     )
     await agent.persist(commit)
     return empty_response()
 
 
+def _truncate_output(output: str, limit: int) -> str:
+    """Consul's CheckTTL.SetStatus: cut at `limit` bytes and say so."""
+    raw = output.encode()
+    if len(raw) <= limit:
+        return output
+    kept = raw[:limit].decode(errors="ignore")
+    return f"{kept} ... (captured {limit} of {len(raw)} bytes)"
+
+
 async def check_pass(agent: Agent, request: Request) -> Response:
-    return await _update_ttl(agent, request.tail, HealthStatus.PASSING, request.get("note"))
+    return await _update_ttl(
+        agent, request.tail, HealthStatus.PASSING, request.get("note")
+    )
 
 
 async def check_warn(agent: Agent, request: Request) -> Response:
-    return await _update_ttl(agent, request.tail, HealthStatus.WARNING, request.get("note"))
+    return await _update_ttl(
+        agent, request.tail, HealthStatus.WARNING, request.get("note")
+    )
 
 
 async def check_fail(agent: Agent, request: Request) -> Response:
-    return await _update_ttl(agent, request.tail, HealthStatus.CRITICAL, request.get("note"))
+    return await _update_ttl(
+        agent, request.tail, HealthStatus.CRITICAL, request.get("note")
+    )
 
 
 async def check_update(agent: Agent, request: Request) -> Response:
     data = decode.decode_body(request.body, decode.CHECK_UPDATE)
     raw = str(data.get("Status") or "")
-    if raw not in ("passing", "warning", "critical"):
-        raise InvalidRequest(f'Invalid check status: "{raw}"')
+    if raw not in HealthStatus.__members__.values():
+        raise InvalidRequest(f"Invalid check status: '{raw}'")
     return await _update_ttl(
         agent, request.tail, HealthStatus(raw), str(data.get("Output") or "")
     )
@@ -378,7 +488,10 @@ _STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance":
 
 def _aggregate(checks: list[Check]) -> str:
     """Consul's AggregatedStatus: maintenance > critical > warning > passing."""
-    if any(c.check_id.startswith(("_node_maintenance", SERVICE_MAINTENANCE_PREFIX)) for c in checks):
+    if any(
+        c.check_id.startswith(("_node_maintenance", SERVICE_MAINTENANCE_PREFIX))
+        for c in checks
+    ):
         return "maintenance"
     statuses = {c.status for c in checks}
     for status in (HealthStatus.CRITICAL, HealthStatus.WARNING):
@@ -389,9 +502,14 @@ def _aggregate(checks: list[Check]) -> str:
 
 def _local_health(agent: Agent, service: Service) -> tuple[str, wire.JSON]:
     catalog = agent.catalog
-    checks = catalog.node_level_checks(service.node) + catalog.service_checks(
-        service.node, service.service_id
-    )
+    # Consul's ChecksForService(id, true): the service's checks and the
+    # agent's own node checks (maintenance), not the leader's serfHealth.
+    node_checks = [
+        c
+        for c in catalog.node_level_checks(service.node)
+        if c.check_id != SERF_CHECK_ID
+    ]
+    checks = node_checks + catalog.service_checks(service.node, service.service_id)
     status = _aggregate(checks)
     return status, {
         "AggregatedStatus": status,
@@ -400,33 +518,49 @@ def _local_health(agent: Agent, service: Service) -> tuple[str, wire.JSON]:
     }
 
 
+def _wants_text(request: Request) -> bool:
+    """Consul's returnTextPlain: an Accept of text/plain, or ?format=text."""
+    for name, value in request.headers:
+        if name.lower() == b"accept" and value.startswith(b"text/plain"):
+            return True
+    return request.get("format") == "text"
+
+
+def _health_answer(request: Request, body: object, status: str, code: int) -> Response:
+    """Consul's CodeWithPayloadError: the body, the code, X-Consul-Reason."""
+    reason = [(b"x-consul-reason", status.encode())]
+    if _wants_text(request):
+        return text_response(status, code, reason)
+    return json_response(body, code, reason)
+
+
 async def health_by_id(agent: Agent, request: Request) -> Response:
-    found = agent.catalog.node_service(agent.config.node, request.tail)
-    if found is None:
-        message = f"ServiceId {request.tail} not found"
-        if request.get("format") == "text":
-            return text_response(message, 404)
-        return json_response(message, 404)
+    service_id = request.tail
+    if not service_id:
+        raise InvalidRequest("Missing serviceID")
+    found = agent.catalog.node_service(agent.config.node, service_id)
+    if found is None or found.service_id == "consul":
+        # Consul still answers a body here: critical, no service, no checks.
+        reason = f"ServiceId {service_id} not found"
+        empty = {"AggregatedStatus": "critical", "Service": None, "Checks": None}
+        return _health_answer(request, empty, reason, 404)
     status, body = _local_health(agent, found)
-    if request.get("format") == "text":
-        return text_response(status, _STATUS_CODES[status])
-    return json_response(body, _STATUS_CODES[status])
+    return _health_answer(request, body, status, _STATUS_CODES[status])
 
 
 async def health_by_name(agent: Agent, request: Request) -> Response:
     name = request.tail
-    found = [s for s in _local_services(agent) if s.name == name]
-    if not found:
-        message = f"ServiceName {name} Not Found"
-        if request.get("format") == "text":
-            return text_response(message, 404)
-        return json_response(message, 404)
-    results = [_local_health(agent, s) for s in found]
+    if not name:
+        raise InvalidRequest("Missing service Name")
+    results = [
+        _local_health(agent, s) for s in _local_services(agent) if s.name == name
+    ]
+    if not results:
+        return _health_answer(request, [], f"ServiceName {name} Not Found", 404)
     order = ["passing", "warning", "critical", "maintenance"]
     worst = max((status for status, _ in results), key=order.index)
-    if request.get("format") == "text":
-        return text_response(worst, _STATUS_CODES[worst])
-    return json_response([body for _, body in results], _STATUS_CODES[worst])
+    bodies = [body for _, body in results]
+    return _health_answer(request, bodies, worst, _STATUS_CODES[worst])
 
 
 def _schema(name: str) -> object:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 async def register(agent: Agent, request: Request) -> Response:
     """Register a node, optionally a service and checks, all or nothing."""
     data = decode.decode_body(request.body, decode.CATALOG_REGISTER)
+    require_local_datacenter(agent, request, str(data.get("Datacenter") or ""))
     node_name = str(data.get("Node") or "")
     address = str(data.get("Address") or "")
     if not node_name or not address:
@@ -81,7 +82,9 @@ def _catalog_checks(
             (service and service.service_id == service_id)
             or agent.catalog.node_service(node, service_id)
         ):
-            raise InvalidRequest(f'Unknown service ID "{service_id}" for check "{check_id}"')
+            raise InvalidRequest(
+                f'Unknown service ID "{service_id}" for check "{check_id}"'
+            )
         definition = wire.to_definition(
             {
                 **(body.get("Definition") or {}),  # type: ignore[dict-item]
@@ -115,6 +118,7 @@ def _merge(commits: list[Commit | None]) -> Commit | None:
 async def deregister(agent: Agent, request: Request) -> Response:
     """Remove a service, a check, or a whole node; unknown ones are a no-op."""
     data = decode.decode_body(request.body, decode.CATALOG_DEREGISTER)
+    require_local_datacenter(agent, request, str(data.get("Datacenter") or ""))
     node = str(data.get("Node") or "")
     if not node:
         raise InvalidRequest("Must provide node")
@@ -141,6 +145,48 @@ async def datacenters(agent: Agent, request: Request) -> Response:
     return json_response([agent.config.datacenter])
 
 
+def require_local_datacenter(agent: Agent, request: Request, body_dc: str = "") -> None:
+    """`?dc=` (or a body's Datacenter) naming another datacenter is refused.
+
+    Consul forwards to that datacenter and, knowing none, fails with
+    "No path to datacenter" (structs.ErrNoDCPath) as a 500. waypost has one
+    datacenter; the caller named a wrong one, so it answers 400 with the same
+    words rather than pretend the query ran there.
+    """
+    for dc in (request.get("dc"), body_dc):
+        if dc and dc != agent.config.datacenter:
+            raise InvalidRequest("No path to datacenter")
+
+
+def is_peer_query(request: Request) -> bool:
+    """`?peer=`: waypost has no cluster peerings, so a peer has no instances."""
+    return bool(request.get("peer"))
+
+
+def wanted_tags(request: Request) -> list[str]:
+    """`?tag=` (repeatable), lower-cased; blank ones ignored, as Consul does."""
+    return [tag.lower() for tag in request.get_all("tag") if tag]
+
+
+def has_tags(service: Service, wanted: list[str]) -> bool:
+    """Every wanted tag is on the service, ignoring case.
+
+    Consul's state store `serviceTagsFilter` compares lower-cased tags, so
+    `?tag=Primary` finds an instance tagged `primary`.
+    """
+    if not wanted:
+        return True
+    present = {tag.lower() for tag in service.tags}
+    return all(tag in present for tag in wanted)
+
+
+def required_tail(request: Request, what: str) -> str:
+    """The name in the path; Consul answers 400 `Missing <what>` without one."""
+    if not request.tail:
+        raise InvalidRequest(f"Missing {what}")
+    return request.tail
+
+
 def node_meta_matches(request: Request, meta: dict[str, str]) -> bool:
     """`?node-meta=key:value` (repeatable): every pair must match."""
     for pair in request.get_all("node-meta"):
@@ -151,6 +197,8 @@ def node_meta_matches(request: Request, meta: dict[str, str]) -> bool:
 
 
 async def nodes(agent: Agent, request: Request) -> Query:
+    require_local_datacenter(agent, request)
+
     def render() -> Response:
         items = [
             wire.node_json(n)
@@ -163,6 +211,8 @@ async def nodes(agent: Agent, request: Request) -> Query:
 
 
 async def services(agent: Agent, request: Request) -> Query:
+    require_local_datacenter(agent, request)
+
     def render() -> Response:
         catalog = agent.catalog
         if not request.has("node-meta") and not request.has("filter"):
@@ -185,17 +235,19 @@ async def services(agent: Agent, request: Request) -> Query:
 
 
 async def service(agent: Agent, request: Request) -> Query:
-    name = request.tail
-    tags = request.get_all("tag")
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "service name")
+    tags = wanted_tags(request)
+    peer = is_peer_query(request)
 
     def render() -> Response:
         catalog = agent.catalog
         rows = []
-        for s in catalog.service_instances(name):
+        for s in [] if peer else catalog.service_instances(name):
             node = catalog.nodes.get(s.node)
             if node is None or not node_meta_matches(request, node.meta):
                 continue
-            if tags and not all(t in s.tags for t in tags):
+            if not has_tags(s, tags):
                 continue
             rows.append(wire.catalog_service_json(node, s))
         return json_response(filtering.apply(request, rows, _schema("SERVICE_NODE")))
@@ -204,7 +256,8 @@ async def service(agent: Agent, request: Request) -> Query:
 
 
 async def node(agent: Agent, request: Request) -> Query:
-    name = request.tail
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "node name")
 
     def render() -> Response:
         found = agent.catalog.nodes.get(name)
@@ -220,7 +273,8 @@ async def node(agent: Agent, request: Request) -> Query:
 
 
 async def node_services(agent: Agent, request: Request) -> Query:
-    name = request.tail
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "node name")
 
     def render() -> Response:
         found = agent.catalog.nodes.get(name)

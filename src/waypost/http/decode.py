@@ -20,8 +20,30 @@ Decoded = dict[str, object]
 Converter = Callable[[object, str], object]
 
 
+#: Go decodes JSON numbers into int64 / time.Duration; larger ones are errors.
+_INT64_LIMIT = 2**63
+
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
 def _fail(path: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"Request decode failed: {path}: {message}")
+    where = f"{path}: " if path else ""
+    return InvalidRequest(f"Request decode failed: {where}{message}")
+
+
+def parse_bool(text: str) -> bool | None:
+    """Go's `strconv.ParseBool`, which Consul uses for query flags; None if invalid."""
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    return None
+
+
+def json_type_name(value: object) -> str:
+    """The JSON kind of a decoded value, as Go's decode errors name it."""
+    return _type_name(value)
 
 
 def _type_name(value: object) -> str:
@@ -53,6 +75,8 @@ def integer(value: object, path: str) -> object:
         raise _fail(path, f"cannot unmarshal {_type_name(value)} into an integer")
     if isinstance(value, float) and not value.is_integer():
         raise _fail(path, f"cannot unmarshal number {value} into an integer")
+    if abs(value) >= _INT64_LIMIT:
+        raise _fail(path, f"cannot unmarshal number {value} into an integer")
     return int(value)
 
 
@@ -71,13 +95,19 @@ def duration(value: object, path: str) -> object:
     if isinstance(value, bool):
         raise _fail(path, "cannot unmarshal bool into a duration")
     if isinstance(value, int | float):
+        if abs(value) >= _INT64_LIMIT:
+            raise _fail(path, f"cannot unmarshal number {value} into a duration")
         return value / 1e9
     if not isinstance(value, str):
         raise _fail(path, f"cannot unmarshal {_type_name(value)} into a duration")
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError:
         raise _fail(path, f'"{value}" is not a duration (e.g. "10s")') from None
+    # Go's time.Duration is int64 nanoseconds: about 292 years.
+    if abs(seconds) >= _INT64_LIMIT / 1e9:
+        raise _fail(path, f'"{value}" is not a duration: it overflows')
+    return seconds
 
 
 def anything(value: object, path: str) -> object:

@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING
 from waypost.core.catalog import T_CHECKS, node_topic, service_topic
 from waypost.core.model import HealthStatus
 from waypost.exceptions import InvalidRequest
-from waypost.http import filtering, wire
+from waypost.http import decode, filtering, wire
 from waypost.http.agent import _schema
-from waypost.http.catalog import node_meta_matches
+from waypost.http.catalog import (
+    has_tags,
+    is_peer_query,
+    node_meta_matches,
+    require_local_datacenter,
+    required_tail,
+    wanted_tags,
+)
 from waypost.http.messages import Query, Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -21,14 +28,16 @@ _STATES = {"any", "passing", "warning", "critical"}
 async def service(agent: Agent, request: Request) -> Query:
     """ServiceEntry list; `?passing` drops an instance if any check is not
     passing, its node's checks (serfHealth, maintenance) included."""
-    name = request.tail
-    tags = request.get_all("tag")
-    passing = request.flag("passing")
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "service name")
+    tags = wanted_tags(request)
+    passing = _passing_flag(request)
+    entries = agent.catalog.health_entries
 
     def render() -> Response:
         rows = []
-        for node, instance, checks in agent.catalog.health_entries(name):
-            if tags and not all(t in instance.tags for t in tags):
+        for node, instance, checks in [] if is_peer_query(request) else entries(name):
+            if not has_tags(instance, tags):
                 continue
             if passing and any(c.status is not HealthStatus.PASSING for c in checks):
                 continue
@@ -46,8 +55,20 @@ async def service(agent: Agent, request: Request) -> Query:
     return Query([service_topic(name)], render)
 
 
+def _passing_flag(request: Request) -> bool:
+    """Consul's getBoolQueryParam: bare `?passing` is true, else ParseBool."""
+    if not request.has("passing"):
+        return False
+    raw = request.get("passing")
+    value = True if raw == "" else decode.parse_bool(raw)
+    if value is None:
+        raise InvalidRequest("Invalid value for ?passing")
+    return value
+
+
 async def checks(agent: Agent, request: Request) -> Query:
-    name = request.tail
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "service name")
 
     def render() -> Response:
         catalog = agent.catalog
@@ -63,7 +84,8 @@ async def checks(agent: Agent, request: Request) -> Query:
 
 
 async def node(agent: Agent, request: Request) -> Query:
-    name = request.tail
+    require_local_datacenter(agent, request)
+    name = required_tail(request, "node name")
 
     def render() -> Response:
         rows = [wire.check_json(c) for c in agent.catalog.node_checks(name)]
@@ -73,9 +95,14 @@ async def node(agent: Agent, request: Request) -> Query:
 
 
 async def state(agent: Agent, request: Request) -> Query:
-    wanted = request.tail
+    require_local_datacenter(agent, request)
+    wanted = required_tail(request, "check state")
     if wanted not in _STATES:
-        raise InvalidRequest(f'Unknown check state "{wanted}"')
+        # Deliberate difference: Consul answers an empty list for a state it
+        # does not know; a typo there silently hides every check, so 400.
+        raise InvalidRequest(
+            f'Unknown check state "{wanted}": must be any, passing, warning or critical'
+        )
 
     def render() -> Response:
         catalog = agent.catalog

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from waypost.core.catalog import kv_prefix_topic, kv_topic
 from waypost.exceptions import InvalidRequest, PayloadTooLarge
 from waypost.http import wire
+from waypost.http.catalog import require_local_datacenter
 from waypost.http.messages import (
     Query,
     Request,
@@ -20,10 +21,19 @@ if TYPE_CHECKING:
 #: Consul's default `kv_max_value_size`.
 MAX_VALUE = 512 * 1024
 
-_OCTETS = (b"content-type", b"application/octet-stream")
+#: `?raw` answers as Consul does (kvs_endpoint.go KVSGet): text/plain that a
+#: browser must neither sniff nor run, since KV values are user content.
+_RAW_HEADERS = [
+    (b"content-type", b"text/plain"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"sandbox"),
+]
+
+_KV_SIZE_DOCS = "https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size"
 
 
 async def dispatch(agent: Agent, request: Request) -> Response | Query:
+    require_local_datacenter(agent, request)
     if request.method == "GET":
         return _get(agent, request)
     if request.method == "DELETE":
@@ -39,7 +49,8 @@ def _get(agent: Agent, request: Request) -> Query:
     key = request.tail
     catalog = agent.catalog
     if request.has("keys"):
-        separator = request.get("separator")
+        # Consul still reads its historic misspelling, "seperator".
+        separator = request.get("separator") or request.get("seperator")
 
         def render_keys() -> Response:
             keys: list[str] = []
@@ -51,7 +62,8 @@ def _get(agent: Agent, request: Request) -> Query:
                         name = name[: cut + len(separator)]
                 if not keys or keys[-1] != name:
                     keys.append(name)
-            return json_response(keys) if keys else _not_found()
+            # Consul: no 404 for the root, just an empty list.
+            return json_response(keys) if keys or not key else _not_found()
 
         return Query([kv_prefix_topic(key)], render_keys)
     if request.has("recurse"):
@@ -63,6 +75,8 @@ def _get(agent: Agent, request: Request) -> Query:
             return json_response([wire.kv_json(e) for e in entries])
 
         return Query([kv_prefix_topic(key)], render_tree)
+    if not key:
+        raise InvalidRequest("Missing key name")
     raw = request.has("raw")
 
     def render_one() -> Response:
@@ -70,24 +84,34 @@ def _get(agent: Agent, request: Request) -> Query:
         if entry is None:
             return _not_found()
         if raw:
-            return Response(200, entry.value or b"", [_OCTETS])
+            return Response(200, entry.value or b"", list(_RAW_HEADERS))
         return json_response([wire.kv_json(entry)])
 
     return Query([kv_topic(key)], render_one)
+
+
+def _reject_conflicting(request: Request, *flags: str) -> None:
+    """Consul's conflictingFlags: these query flags do not compose."""
+    if sum(request.has(flag) for flag in flags) > 1:
+        query = request.query_string.decode("latin-1")
+        raise InvalidRequest(f"Conflicting flags: {query}")
 
 
 async def _put(agent: Agent, request: Request) -> Response:
     key = request.tail
     if not key:
         raise InvalidRequest("Missing key name")
+    _reject_conflicting(request, "cas", "acquire", "release")
     if request.has("acquire") or request.has("release"):
         raise InvalidRequest("Sessions are not supported by waypost: acquire/release")
     if len(request.body) > MAX_VALUE:
         raise PayloadTooLarge(
             f"Request body({len(request.body)} bytes) too large, max size:"
-            f" {MAX_VALUE} bytes"
+            f" {MAX_VALUE} bytes. See {_KV_SIZE_DOCS}."
         )
-    flags = request.integer("flags")
+    # A PUT without ?flags stores 0: Consul's KVSPut builds a fresh DirEntry
+    # (Flags: 0) and the state store keeps only the CreateIndex and session.
+    flags = request.integer("flags", 0)
     cas = request.integer("cas")
     commit = agent.catalog.kv_put(key, request.body, flags=flags, cas=cas)
     if commit is None:
@@ -98,7 +122,8 @@ async def _put(agent: Agent, request: Request) -> Response:
 
 async def _delete(agent: Agent, request: Request) -> Response:
     key = request.tail
-    recurse = request.flag("recurse")
+    _reject_conflicting(request, "recurse", "cas")
+    recurse = request.has("recurse")
     if not key and not recurse:
         raise InvalidRequest("Missing key name")
     cas = request.integer("cas")

@@ -7,8 +7,11 @@ defaults and validation; model values become Consul's response shapes.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Mapping
+
+import msgspec
 
 from waypost.core.model import (
     Check,
@@ -21,7 +24,7 @@ from waypost.core.model import (
     check_type,
 )
 from waypost.exceptions import InvalidRequest
-from waypost.http.decode import Decoded
+from waypost.http.decode import Decoded, json_type_name
 from waypost.http.durations import format_duration
 
 JSON = dict[str, object]
@@ -29,6 +32,7 @@ JSON = dict[str, object]
 MAX_META_PAIRS = 64
 MAX_META_KEY = 128
 MAX_META_VALUE = 512
+MAX_WEIGHT = 65535
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # Consul's structs.NodeService renders these empty structs on every service.
@@ -40,55 +44,58 @@ def service_id(value: object, name: str) -> tuple[str, bool]:
 
     Deliberate leniency (see README): `python-consul`'s
     `register("web", 8080)` sends 8080 as the ID, not the port. Consul rejects
-    that body; we accept the number as its string so the seed's example runs,
-    and the handler warns.
+    that body; we accept a whole number as its string so the seed's example
+    runs, and the handler warns. A fractional number is still a decode error.
     """
     if value is None or value == "":
         return name, False
-    if isinstance(value, bool):
+    if isinstance(value, str):
+        return value, False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if float(value).is_integer() and abs(value) < 2**63:
+            return str(int(value)), True
         raise InvalidRequest(
-            "Request decode failed: ID: cannot unmarshal bool into a string"
+            f"Request decode failed: ID: cannot unmarshal number {value} into a string"
         )
-    if isinstance(value, int | float):
-        text = str(int(value)) if float(value).is_integer() else str(value)
-        return text, True
-    if not isinstance(value, str):
-        raise InvalidRequest(
-            "Request decode failed: ID: cannot unmarshal"
-            f" {type(value).__name__} into a string"
-        )
-    return value, False
+    raise InvalidRequest(
+        "Request decode failed: ID: cannot unmarshal"
+        f" {json_type_name(value)} into a string"
+    )
 
 
 def validate_meta(meta: Mapping[str, str], what: str) -> None:
-    """Consul's meta rules: ≤64 pairs, key charset and sizes, no `consul-`."""
+    """Consul's meta rules: ≤64 pairs, key charset and sizes, no `consul-`.
+
+    Messages are Consul's (`structs.validateMetadata`), prefixed like its
+    agent endpoint: `Invalid Service Meta: Couldn't load metadata pair …`.
+    """
+    prefix = f"Invalid {what.capitalize()} Meta"
     if len(meta) > MAX_META_PAIRS:
+        # Consul says "Node metadata" for services too.
         raise InvalidRequest(
-            f"Invalid {what} meta: Node metadata cannot contain more than"
-            f" {MAX_META_PAIRS} key/value pairs"
+            f"{prefix}: Node metadata cannot contain more than {MAX_META_PAIRS}"
+            " key/value pairs"
         )
     for key, value in meta.items():
-        if not key:
-            raise InvalidRequest(f"Invalid {what} meta: Key cannot be blank")
-        if not _META_KEY.match(key):
+        problem = _meta_pair_problem(key, value)
+        if problem:
             raise InvalidRequest(
-                f"Invalid {what} meta: Key contains invalid characters: {key!r}"
+                f"{prefix}: Couldn't load metadata pair ('{key}', '{value}'): {problem}"
             )
-        if len(key) > MAX_META_KEY:
-            raise InvalidRequest(
-                f"Invalid {what} meta: Key is too long (limit: {MAX_META_KEY}"
-                " characters)"
-            )
-        if key.startswith("consul-"):
-            raise InvalidRequest(
-                f"Invalid {what} meta: Key prefix 'consul-' is reserved for"
-                " internal use"
-            )
-        if len(value) > MAX_META_VALUE:
-            raise InvalidRequest(
-                f"Invalid {what} meta: Value is too long (limit: {MAX_META_VALUE}"
-                " characters)"
-            )
+
+
+def _meta_pair_problem(key: str, value: str) -> str:
+    if not key:
+        return "Key cannot be blank"
+    if not _META_KEY.match(key):
+        return "Key contains invalid characters"
+    if len(key) > MAX_META_KEY:
+        return f"Key is too long (limit: {MAX_META_KEY} characters)"
+    if key.startswith("consul-"):
+        return "Key prefix 'consul-' is reserved for internal use"
+    if len(value) > MAX_META_VALUE:
+        return f"Value is too long (limit: {MAX_META_VALUE} characters)"
+    return ""
 
 
 def parse_status(value: str, *, default: HealthStatus) -> HealthStatus:
@@ -104,21 +111,26 @@ def parse_status(value: str, *, default: HealthStatus) -> HealthStatus:
 
 
 def _port(value: object) -> int:
-    port = int(value)  # type: ignore[call-overload]
+    port = _number(value)
     if not 0 <= port <= 65535:
         raise InvalidRequest(f"Invalid Port {port}: must be between 0 and 65535")
     return port
 
 
 def _weights(data: object) -> Weights:
+    """Consul's `structs.ValidateWeights`, with its agent endpoint's prefix."""
     if not isinstance(data, dict) or not data:
         return Weights()
     passing = int(data.get("Passing", 1))
     warning = int(data.get("Warning", 1))
     if passing < 1:
-        raise InvalidRequest("Passing must be greater than 0")
+        raise InvalidRequest("Invalid Weights: Passing must be greater than 0")
     if warning < 0:
-        raise InvalidRequest("Warning must be greater or equal than 0")
+        raise InvalidRequest("Invalid Weights: Warning must be greater or equal than 0")
+    if passing > MAX_WEIGHT or warning > MAX_WEIGHT:
+        raise InvalidRequest(
+            f"Invalid Weights: DNS Weight must be between 0 and {MAX_WEIGHT}"
+        )
     return Weights(passing=passing, warning=warning)
 
 
@@ -132,9 +144,9 @@ def _tagged_addresses(data: object) -> dict[str, dict[str, object]]:
     }
 
 
-def to_service(data: Decoded, *, node: str, name_field: str = "Name") -> tuple[
-    Service, bool
-]:
+def to_service(
+    data: Decoded, *, node: str, name_field: str = "Name"
+) -> tuple[Service, bool]:
     """A service registration body → Service; also whether ID was a number."""
     name = str(data.get(name_field, "") or "")
     if not name:
@@ -166,7 +178,7 @@ def to_definition(data: Mapping[str, object]) -> CheckDefinition:
         return str(data.get(name) or "")
 
     def num(name: str) -> int:
-        value = int(data.get(name) or 0)  # type: ignore[call-overload]
+        value = _number(data.get(name))
         if value < 0:
             raise InvalidRequest(f"{name} must be >= 0")
         return value
@@ -210,16 +222,84 @@ def _validate_definition(d: CheckDefinition) -> None:
     kind = check_type(d)
     if d.ttl is not None and d.ttl <= 0:
         raise InvalidRequest("Invalid check: TTL must be > 0 for TTL checks")
-    if kind in {"http", "tcp", "udp", "grpc", "h2ping", "script"}:
-        if d.interval is None or d.interval <= 0:
-            raise InvalidRequest(
-                "Invalid check: Interval must be > 0 for Script, HTTP, H2PING,"
-                " UDP or TCP checks"
-            )
+    needs_interval = kind in {"http", "tcp", "udp", "grpc", "h2ping", "script"}
+    if needs_interval and (d.interval is None or d.interval <= 0):
+        raise InvalidRequest(f"Invalid check: {_INTERVAL_REQUIRED}")
     if d.timeout is not None and d.timeout < 0:
         raise InvalidRequest("Invalid check: Timeout must be >= 0")
     if d.http and not re.match(r"^https?://", d.http):
         raise InvalidRequest(f'Invalid check: HTTP "{d.http}" is not an http(s) URL')
+
+
+_INTERVAL_REQUIRED = (
+    "Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
+)
+_INTERVAL_KINDS = ("Args", "HTTP", "TCP", "UDP", "GRPC", "H2PING", "OSService")
+
+
+def is_empty_check(data: Mapping[str, object]) -> bool:
+    """Consul's `CheckType.Empty()`: a check body with nothing set is ignored."""
+    return not any(value not in (None, "", 0, False, [], {}) for value in data.values())
+
+
+def validate_check_type(data: Mapping[str, object]) -> None:
+    """Consul's `CheckType.Validate()` for a check the agent will run.
+
+    Agent registrations only: a catalog check is a status record, never run.
+    Messages are Consul's (agent/structs/check_type.go), prefixed
+    `Invalid check: ` like its agent endpoints.
+    """
+    ttl = _seconds(data.get("TTL"))
+    interval = _seconds(data.get("Interval"))
+    runs_on_interval = any(data.get(name) for name in _INTERVAL_KINDS)
+    is_alias = bool(data.get("AliasNode") or data.get("AliasService"))
+    problem = ""
+    if interval > 0 and ttl > 0:
+        problem = "Interval and TTL cannot both be specified"
+    elif runs_on_interval and interval <= 0:
+        problem = _INTERVAL_REQUIRED
+    elif runs_on_interval and is_alias:
+        problem = "Interval cannot be set for Alias checks"
+    elif is_alias and ttl > 0:
+        problem = "TTL must be not be set for Alias checks"
+    elif not runs_on_interval and not is_alias and ttl <= 0:
+        problem = "TTL must be > 0 for TTL checks"
+    elif _number(data.get("OutputMaxSize")) < 0:
+        problem = "MaxOutputMaxSize must be positive"
+    if problem:
+        raise InvalidRequest(f"Invalid check: {problem}")
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _number(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def default_tagged_addresses(service: Service) -> Service:
+    """Consul's agent fills lan/wan_ipv4 (or _ipv6) from an IP Address.
+
+    Copied from `Agent.addServiceInternal`: only when the address parses as
+    an IP, and never over a tagged address the caller gave.
+    """
+    try:
+        ip = ipaddress.ip_address(service.address)
+    except ValueError:
+        return service
+    suffix = "ipv4" if ip.version == 4 else "ipv6"
+    tagged = dict(service.tagged_addresses)
+    for key in (f"lan_{suffix}", f"wan_{suffix}"):
+        tagged.setdefault(key, {"Address": service.address, "Port": service.port})
+    if tagged == service.tagged_addresses:
+        return service
+    return msgspec.structs.replace(service, tagged_addresses=tagged)
+
+
+def is_any_address(address: str) -> bool:
+    """Consul's `ipaddr.IsAny`: 0.0.0.0, :: and [::] are not service addresses."""
+    return address in ("0.0.0.0", "::", "[::]")
 
 
 def to_check(
