@@ -27,6 +27,7 @@ from waypost.http.messages import Response, text_response
 
 logger = logging.getLogger("waypost.http")
 
+_HEADER_SAFE = bytes(32 if (c < 32 and c != 9) or c == 127 else c for c in range(256))
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _Pending = tuple[str, str, bytes, list[tuple[bytes, bytes]], bytes, bool, bool]
 
@@ -215,7 +216,9 @@ class HttpProtocol(asyncio.Protocol):
             % (response.status, _REASONS.get(response.status, b"")),
         ]
         for name, value in response.headers:
-            head.append(name + b": " + value + b"\r\n")
+            # A header echoing user input (a name, a reason) must not be able
+            # to split the response or break the client's parser.
+            head.append(name + b": " + value.translate(_HEADER_SAFE) + b"\r\n")
         head.append(b"content-length: %d\r\n" % len(response.body))
         if not keep_alive:
             head.append(b"connection: close\r\n")
