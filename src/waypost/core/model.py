@@ -1,7 +1,8 @@
 """The values the registry holds: nodes, service instances, checks, KV entries.
 
 Frozen msgspec Structs, snake_case inside; Consul's PascalCase names live only in
-`http/wire.py`. No I/O.
+`http/wire.py`. No I/O. `gc=False`: these values never form reference cycles,
+and keeping 100,000s of them out of the cyclic GC keeps its pauses short.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ class HealthStatus(StrEnum):
     CRITICAL = "critical"
 
 
-class Weights(msgspec.Struct, frozen=True, kw_only=True):
+class Weights(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """How much traffic an instance gets when passing / warning (Consul's)."""
 
     passing: int = 1
     warning: int = 1
 
 
-class Node(msgspec.Struct, frozen=True, kw_only=True):
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A machine that hosts service instances (the agent's own, or external)."""
 
     name: str
@@ -42,7 +43,7 @@ class Node(msgspec.Struct, frozen=True, kw_only=True):
     modify_index: int = 0
 
 
-class Service(msgspec.Struct, frozen=True, kw_only=True):
+class Service(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One registered instance of a service on a node."""
 
     node: str
@@ -61,7 +62,7 @@ class Service(msgspec.Struct, frozen=True, kw_only=True):
     modify_index: int = 0
 
 
-class CheckDefinition(msgspec.Struct, frozen=True, kw_only=True):
+class CheckDefinition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """How a check is run: what the runner needs, and what the API echoes."""
 
     ttl: float | None = None
@@ -91,7 +92,7 @@ class CheckDefinition(msgspec.Struct, frozen=True, kw_only=True):
     output_max_size: int = 0
 
 
-class Check(msgspec.Struct, frozen=True, kw_only=True):
+class Check(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A health check on a node, or on one service instance of that node."""
 
     node: str
@@ -113,7 +114,7 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
         return self.status is HealthStatus.PASSING
 
 
-class KVEntry(msgspec.Struct, frozen=True, kw_only=True):
+class KVEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One key of the KV store; `value` is raw bytes (base64 on the wire)."""
 
     key: str
