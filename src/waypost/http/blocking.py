@@ -22,7 +22,7 @@ DEFAULT_WAIT = 300.0  # Consul: 5 minutes
 MAX_WAIT = 600.0  # Consul: 10 minutes
 CACHE_SIZE = 4096
 
-_CACHE_IGNORED = {"index", "wait", "stale", "consistent", "cached", "token"}
+_CACHE_IGNORED = frozenset({"index", "wait", "stale", "consistent", "cached", "token"})
 
 
 class ResponseCache:
@@ -47,7 +47,7 @@ class ResponseCache:
 
 def cache_key(request: Request) -> bytes:
     query = request.query_string
-    if query and any(name in request.params for name in _CACHE_IGNORED):
+    if query and not request.params.keys().isdisjoint(_CACHE_IGNORED):
         query = b"&".join(
             part
             for part in query.split(b"&")

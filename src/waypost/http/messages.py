@@ -143,11 +143,29 @@ class Query:
         self.render = render
 
 
+_parsed: dict[bytes, dict[str, list[str]]] = {}
+_PARSED_MAX = 2048
+
+
 def parse_query(query_string: bytes) -> dict[str, list[str]]:
-    """Query parameters, keeping blank ones (`?passing` is a flag)."""
-    params: dict[str, list[str]] = {}
+    """Query parameters, keeping blank ones (`?passing` is a flag).
+
+    Hot reads repeat the same few query strings, so parses are memoized;
+    callers treat the result as read-only.
+    """
     if not query_string:
-        return params
+        return {}
+    cached = _parsed.get(query_string)
+    if cached is not None:
+        return cached
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    params = _parsed[query_string] = _parse(query_string)
+    return params
+
+
+def _parse(query_string: bytes) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
     for part in query_string.decode("latin-1").split("&"):
         if not part:
             continue

@@ -62,25 +62,36 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
 
 
 class Router:
-    """Exact paths by dict; prefix routes by longest prefix first."""
+    """Exact paths by dict; prefix routes by dict too, longest prefix first.
+
+    A path is cut at its first few slashes and each cut is looked up, so
+    matching costs a handful of dict lookups whatever the number of routes.
+    """
 
     def __init__(self, routes: list[tuple[str, frozenset[str], Handler]]) -> None:
         self._exact: dict[str, tuple[frozenset[str], Handler]] = {}
-        self._prefixes: list[tuple[str, frozenset[str], Handler]] = []
+        self._prefixes: dict[str, tuple[frozenset[str], Handler]] = {}
         for path, methods, handler in routes:
-            if path.endswith("/"):
-                self._prefixes.append((path, methods, handler))
-            else:
-                self._exact[path] = (methods, handler)
-        self._prefixes.sort(key=lambda route: -len(route[0]))
+            table = self._prefixes if path.endswith("/") else self._exact
+            table[path] = (methods, handler)
+        self._depth = max((p.count("/") for p in self._prefixes), default=0)
 
     def match(self, method: str, path: str) -> tuple[Handler, str] | Response:
         exact = self._exact.get(path)
         if exact is not None:
             return _check_method(method, exact[0], exact[1], "")
-        for prefix, methods, handler in self._prefixes:
-            if path.startswith(prefix):
-                return _check_method(method, methods, handler, path[len(prefix) :])
+        cuts = []
+        position = 0
+        for _ in range(self._depth):
+            position = path.find("/", position) + 1
+            if not position:
+                break
+            cuts.append(position)
+        prefixes = self._prefixes
+        for cut in reversed(cuts):
+            route = prefixes.get(path[:cut])
+            if route is not None:
+                return _check_method(method, route[0], route[1], path[cut:])
         return text_response("404 page not found\n", 404)
 
 
