@@ -8,7 +8,17 @@ WaypostError
 │   └── PayloadTooLarge   the body is over the documented limit   → 413
 ├── StoreUnavailable      could not be made durable; not applied  → 503
 ├── StartupError          the agent cannot start (port, data dir)
-└── RegistryUnreachable   (client) no registry answered in time
+├── RegistryUnreachable   (client) no registry answered in time
+├── RegistryUnavailable   (client) the registry could not serve the request
+│   ├── RegistryConnectError  refused, reset or timed out (also a
+│   │                         RegistryUnreachable)
+│   └── RegistryServerError   it answered 5xx (503: not durable, not applied)
+└── NoInstanceAvailable   (client) a balancer has no instance to pick
+
+`BadRequest` is another name for `InvalidRequest`. The client maps answers
+back to this tree: 400 → InvalidRequest, 403 → PermissionDenied,
+404 → NotFound, 413 → PayloadTooLarge, other 4xx → RequestRejected,
+5xx → RegistryServerError; httpx's transport errors → RegistryConnectError.
 """
 
 from __future__ import annotations
@@ -63,6 +73,30 @@ class StartupError(WaypostError):
 
 class RegistryUnreachable(WaypostError):
     """(client) No registry answered in time."""
+
+
+BadRequest = InvalidRequest
+"""The client's name for a 400: the same class as `InvalidRequest`."""
+
+
+class RegistryUnavailable(WaypostError):
+    """(client) The registry could not serve the request; later may work."""
+
+
+class RegistryConnectError(RegistryUnavailable, RegistryUnreachable):
+    """(client) No registry answered: connection refused, reset or timed out."""
+
+
+class RegistryServerError(RegistryUnavailable):
+    """(client) The registry answered 5xx; `status_code` says which."""
+
+    def __init__(self, message: str, status_code: int = 500) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class NoInstanceAvailable(WaypostError, LookupError):
+    """(client) A balancer was asked to pick with no instance of positive weight."""
 
 
 @contextlib.contextmanager

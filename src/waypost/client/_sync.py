@@ -1,0 +1,714 @@
+"""`Client`: the blocking client over `httpx.Client`; heartbeats and watchers
+run on threads.
+
+Only I/O lives here: requests, threads, sleeps. What to send and what the
+answers mean is in `_base.py` and `cache.py`, shared with `AsyncClient`.
+Never starts an event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpcore
+import httpx
+
+from waypost.client import _base
+from waypost.client._base import (
+    Call,
+    HeartbeatFailure,
+    HeartbeatState,
+    Registration,
+    Settings,
+)
+from waypost.client._signals import exit_on_sigterm
+from waypost.client.balancers import Balancer, RoundRobin
+from waypost.client.cache import (
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MIN_BACKOFF,
+    DEFAULT_WATCH_WAIT,
+    CacheKey,
+    WatchState,
+    cache_key,
+)
+from waypost.client.model import Instance, InstanceSet, Member
+from waypost.core.model import Check, HealthStatus, KVEntry
+from waypost.exceptions import (
+    InvalidRequest,
+    NotFound,
+    RegistryUnavailable,
+    WaypostError,
+)
+
+T = TypeVar("T")
+logger = logging.getLogger("waypost.client")
+
+OnChange = Callable[[InstanceSet], None]
+
+#: How long `watch()` and `cache` wait for a watcher's first answer.
+FIRST_ANSWER_TIMEOUT = 10.0
+
+
+def _send(http: httpx.Client, settings: Settings, call: Call[T]) -> T:
+    with _base.mapped_transport_errors(settings):
+        response = http.request(
+            call.method,
+            call.path,
+            params=httpx.QueryParams(call.params),
+            content=call.body,
+            timeout=call.timeout(settings),
+        )
+    return call.finish(_base.answer_from(response))
+
+
+class Client:
+    """The waypost (and Consul) HTTP API, blocking.
+
+    Args:
+        address: `host:port` or a URL; else `WAYPOST_HTTP_ADDR`,
+            `CONSUL_HTTP_ADDR`, then `127.0.0.1:8500`.
+        token: ACL token; else `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`.
+        verify: TLS: False, True, or a CA bundle path (else
+            `WAYPOST_CACERT` / `CONSUL_CACERT`).
+        cert: client certificate path, or (certificate, key) paths.
+        timeout: seconds for one plain request.
+        max_connections: connection pool size.
+
+    Example::
+
+        with Client() as client:
+            with client.register("api", port=8080):
+                print(client.instances("api", passing=True).ids)
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        verify: bool | str | None = None,
+        cert: tuple[str, str] | str | None = None,
+        timeout: float = _base.DEFAULT_TIMEOUT,
+        max_connections: int = 100,
+    ) -> None:
+        self.settings = _base.resolve_settings(
+            address, token=token, verify=verify, cert=cert, timeout=timeout
+        )
+        self._http = self._make_http(max_connections)
+        self._cache: Cache | None = None
+        self._lock = threading.Lock()
+
+    def _make_http(
+        self, max_connections: int, backend: httpcore.NetworkBackend | None = None
+    ) -> httpx.Client:
+        transport = httpx.HTTPTransport(
+            **_base.transport_options(self.settings, max_connections)  # type: ignore[arg-type]
+        )
+        if backend is not None:
+            # httpx has no public hook for the network backend; watchers need
+            # one to close a socket blocked in a long poll from another thread.
+            transport._pool._network_backend = backend
+        return httpx.Client(
+            transport=transport,
+            **_base.httpx_options(self.settings),  # type: ignore[arg-type]
+        )
+
+    @property
+    def address(self) -> str:
+        """The registry's `host:port`."""
+        return self.settings.address
+
+    def _run(self, call: Call[T]) -> T:
+        return _send(self._http, self.settings, call)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the cache's watchers and close the connections."""
+        if self._cache is not None:
+            self._cache.close()
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- registration -------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        *,
+        port: int,
+        address: str = "",
+        service_id: str | None = None,
+        tags: Sequence[str] = (),
+        meta: Mapping[str, str] | None = None,
+        weight: int | None = None,
+        ttl: float | str = "10s",
+        deregister_after: float | str | None = None,
+        on_heartbeat_failure: HeartbeatFailure | None = None,
+        handle_sigterm: bool = True,
+    ) -> ServiceRegistration:
+        """A registration for the lifetime of a `with` block.
+
+        Entering registers the instance with a passing TTL check and starts
+        heartbeats every TTL/3 on a thread; if the registry forgets it
+        (restart, reaped) the next heartbeat registers it again. Leaving
+        deregisters. SIGTERM leaves the block too, when nothing else
+        handles it.
+
+        Args:
+            name: the service name.
+            port: the instance's port.
+            address: its address; empty means its node's.
+            service_id: unique ID; default `<name>-<hostname>-<port>`.
+            tags, meta: Consul's tags and metadata.
+            weight: share of traffic for weighted balancers; 0 drains.
+            ttl: TTL of the heartbeat check (`"10s"` or seconds).
+            deregister_after: let the registry reap the instance after this
+                long critical (DeregisterCriticalServiceAfter).
+            on_heartbeat_failure: called as `(registration, error)` on the
+                heartbeat thread after each failed heartbeat; must not block.
+            handle_sigterm: turn SIGTERM into SystemExit (main thread only,
+                and only if SIGTERM has no handler yet).
+        """
+        registration = _base.make_registration(
+            name,
+            port=port,
+            address=address,
+            service_id=service_id,
+            tags=tags,
+            meta=meta,
+            weight=weight,
+            ttl=ttl,
+            deregister_after=deregister_after,
+        )
+        return ServiceRegistration(
+            self,
+            registration,
+            on_heartbeat_failure=on_heartbeat_failure,
+            handle_sigterm=handle_sigterm,
+        )
+
+    def register_service(
+        self,
+        name: str,
+        *,
+        port: int,
+        address: str = "",
+        service_id: str | None = None,
+        tags: Sequence[str] = (),
+        meta: Mapping[str, str] | None = None,
+        weight: int | None = None,
+        ttl: float | str | None = None,
+        deregister_after: float | str | None = None,
+    ) -> str:
+        """Register once, without heartbeats; return the service ID.
+
+        Args are those of `register()`; with a `ttl`, the check starts
+        passing and turns critical unless someone calls `pass_check()`.
+        """
+        registration = _base.make_registration(
+            name,
+            port=port,
+            address=address,
+            service_id=service_id,
+            tags=tags,
+            meta=meta,
+            weight=weight,
+            ttl=ttl,
+            deregister_after=deregister_after,
+        )
+        self._run(_base.register_call(registration))
+        return registration.service_id
+
+    def deregister(self, service_id: str) -> None:
+        """Remove a service instance from this agent.
+
+        Raises:
+            NotFound: no such service ID on this agent.
+        """
+        self._run(_base.deregister_call(service_id))
+
+    def pass_check(self, check_id: str, note: str = "") -> None:
+        """Set a TTL check passing (a heartbeat)."""
+        self._run(_base.check_call(check_id, HealthStatus.PASSING, note))
+
+    def warn_check(self, check_id: str, note: str = "") -> None:
+        """Set a TTL check to warning."""
+        self._run(_base.check_call(check_id, HealthStatus.WARNING, note))
+
+    def fail_check(self, check_id: str, note: str = "") -> None:
+        """Set a TTL check critical."""
+        self._run(_base.check_call(check_id, HealthStatus.CRITICAL, note))
+
+    def maintenance(
+        self, enable: bool, *, reason: str = "", service_id: str | None = None
+    ) -> None:
+        """Put the node (or one service instance) in or out of maintenance.
+
+        Args:
+            enable: True to enter maintenance (instances turn critical).
+            reason: shown as the maintenance check's notes.
+            service_id: one instance instead of the whole node.
+        """
+        self._run(
+            _base.maintenance_call(enable=enable, reason=reason, service_id=service_id)
+        )
+
+    # -- discovery ----------------------------------------------------------
+
+    def services(self) -> dict[str, list[str]]:
+        """Every service name in the catalog, with the tags its instances use."""
+        return self._run(_base.services_call())
+
+    def instances(
+        self,
+        name: str,
+        *,
+        passing: bool = False,
+        tags: Sequence[str] = (),
+        index: int | None = None,
+        wait: float | str | None = None,
+        cached: bool = False,
+    ) -> InstanceSet:
+        """A service's instances with their health.
+
+        Args:
+            name: the service name.
+            passing: only instances whose every check passes.
+            tags: only instances with all of these tags.
+            index: block until the registry's index passes this one.
+            wait: how long to block (with `index`), e.g. `"30s"`.
+            cached: answer from `self.cache` (a watcher kept up to date by
+                blocking queries); when the registry is unreachable this is
+                the last known set, with `is_stale` set.
+        """
+        if cached:
+            if index is not None:
+                raise InvalidRequest("cached=True answers from memory: no index")
+            return self.cache.instances(name, passing=passing, tags=tags)
+        return self._run(
+            _base.instances_call(
+                name, passing=passing, tags=tags, index=index, wait=wait
+            )
+        )
+
+    def watch(
+        self,
+        name: str,
+        *,
+        passing: bool = True,
+        tags: Sequence[str] = (),
+        balancer: Balancer | None = None,
+        on_change: OnChange | None = None,
+        wait: float = DEFAULT_WATCH_WAIT,
+        min_backoff: float = DEFAULT_MIN_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+    ) -> Watcher:
+        """A `Watcher` that keeps a service's latest set in memory.
+
+        Use it as a context manager (or `start()` / `stop()`).
+
+        Args:
+            name, passing, tags: the query, as in `instances()`.
+            balancer: what `pick()` uses; default `RoundRobin()`.
+            on_change: called with each new `InstanceSet` (and when it turns
+                stale) on the watcher's thread; must not block.
+            wait: how long each blocking query may be held.
+            min_backoff, max_backoff: retry delays while unreachable.
+        """
+        state = WatchState(
+            name,
+            passing=passing,
+            tags=tags,
+            wait=wait,
+            min_backoff=min_backoff,
+            max_backoff=max_backoff,
+        )
+        return Watcher(self, state, balancer=balancer, on_change=on_change)
+
+    @property
+    def cache(self) -> Cache:
+        """Watchers shared by `instances(cached=True)`, one per query."""
+        with self._lock:
+            if self._cache is None:
+                self._cache = Cache(self)
+            return self._cache
+
+    # -- agent, status ------------------------------------------------------
+
+    def members(self) -> list[Member]:
+        """The registry nodes this agent knows."""
+        return self._run(_base.members_call())
+
+    def checks(self) -> list[Check]:
+        """This agent's checks (maintenance checks included)."""
+        return self._run(_base.checks_call())
+
+    def leader(self) -> str:
+        """The leader's address: a cheap "is the registry up?" probe."""
+        return self._run(_base.leader_call())
+
+    # -- kv -----------------------------------------------------------------
+
+    def kv_get(self, key: str) -> KVEntry | None:
+        """One key, or None when it does not exist."""
+        return self._run(_base.kv_get_call(key))
+
+    def kv_list(self, prefix: str = "") -> list[KVEntry]:
+        """Every key under `prefix`, sorted."""
+        return self._run(_base.kv_list_call(prefix))
+
+    def kv_put(
+        self, key: str, value: bytes | str, *, flags: int = 0, cas: int | None = None
+    ) -> bool:
+        """Store a value; False when `cas` did not match.
+
+        Args:
+            key: the key.
+            value: bytes, or text stored as UTF-8.
+            flags: an opaque number kept with the value.
+            cas: write only if the key's ModifyIndex is this (0: absent).
+        """
+        return self._run(_base.kv_put_call(key, value, flags=flags, cas=cas))
+
+    def kv_delete(
+        self, key: str, *, recurse: bool = False, cas: int | None = None
+    ) -> bool:
+        """Delete a key (or a prefix with `recurse`); False when `cas` failed."""
+        return self._run(_base.kv_delete_call(key, recurse=recurse, cas=cas))
+
+
+class ServiceRegistration:
+    """A registered instance and its heartbeat thread; see `Client.register`.
+
+    Attributes:
+        registration: what is registered.
+        heartbeat: counters and the last error (`beats`, `failures`,
+            `reregistrations`, `last_error`).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        registration: Registration,
+        *,
+        on_heartbeat_failure: HeartbeatFailure | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        self.client = client
+        self.registration = registration
+        self.heartbeat = HeartbeatState(registration, on_heartbeat_failure)
+        self._handle_sigterm = handle_sigterm
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._undo_signal: Callable[[], None] | None = None
+
+    @property
+    def service_id(self) -> str:
+        return self.registration.service_id
+
+    @property
+    def check_id(self) -> str:
+        return self.registration.check_id
+
+    def start(self) -> Self:
+        """Register and start heartbeats.
+
+        If the registry cannot be reached now, the failure is reported and
+        the heartbeats keep trying: the instance registers when it is back.
+
+        Raises:
+            RequestRejected: the registry refused the registration.
+        """
+        try:
+            self.client._run(self.heartbeat.register_call())
+        except RegistryUnavailable as exc:
+            self.heartbeat.failed(exc)
+        if self._handle_sigterm:
+            self._undo_signal = exit_on_sigterm()
+        if self.registration.ttl is not None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._beat_forever,
+                name=f"waypost-heartbeat-{self.service_id}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def beat(self) -> bool:
+        """One heartbeat now; register again if the registry lost us."""
+        try:
+            try:
+                self.client._run(self.heartbeat.pass_call())
+            except NotFound:
+                self.heartbeat.lost()
+                self.client._run(self.heartbeat.register_call())
+        except WaypostError as exc:
+            self.heartbeat.failed(exc)
+            return False
+        self.heartbeat.succeeded()
+        return True
+
+    def _beat_forever(self) -> None:
+        while not self._stop.wait(self.registration.heartbeat_interval):
+            self.beat()
+
+    def stop(self, deregister: bool = True) -> None:
+        """Stop heartbeats and deregister; a failure to deregister is logged."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._undo_signal is not None:
+            self._undo_signal()
+            self._undo_signal = None
+        if not deregister:
+            return
+        try:
+            self.client.deregister(self.service_id)
+        except NotFound:
+            pass
+        except WaypostError as exc:
+            logger.warning("could not deregister %r: %s", self.service_id, exc)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _InterruptibleBackend(httpcore.SyncBackend):
+    """Remembers its sockets so `interrupt()` can end a blocked long poll."""
+
+    def __init__(self) -> None:
+        self._streams: list[httpcore.NetworkStream] = []
+        self._lock = threading.Lock()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(
+            host,
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,  # type: ignore[arg-type]
+        )
+        with self._lock:
+            self._streams.append(stream)
+        return stream
+
+    def interrupt(self) -> None:
+        with self._lock:
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class Watcher:
+    """Keeps one query's latest instance set in memory, fed by blocking
+    queries on a thread; see `Client.watch`.
+
+    When the registry is unreachable it keeps serving the last set it had,
+    with `is_stale` set, and retries with backoff and jitter.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        state: WatchState,
+        *,
+        balancer: Balancer | None = None,
+        on_change: OnChange | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.balancer = balancer if balancer is not None else RoundRobin()
+        self.on_change = on_change
+        self._backend = _InterruptibleBackend()
+        self._http = client._make_http(1, self._backend)
+        self._stopping = threading.Event()
+        self._answered = threading.Event()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # -- reading ------------------------------------------------------------
+
+    def instances(self) -> InstanceSet:
+        """The latest set (stale-flagged while the registry is unreachable).
+
+        Raises:
+            RegistryUnavailable: no answer ever came, so there is nothing
+                to serve.
+        """
+        state = self.state
+        if not state.has_answer and state.last_error is not None:
+            raise state.last_error
+        return state.current
+
+    @property
+    def is_stale(self) -> bool:
+        return self.state.current.is_stale
+
+    def pick(self, key: str | None = None) -> Instance:
+        """One instance from the balancer (see `Balancer.pick`)."""
+        return self.balancer.pick(key)
+
+    @contextlib.contextmanager
+    def acquire(self, key: str | None = None) -> Iterator[Instance]:
+        """Pick, and count the request in flight until the block ends."""
+        with self.balancer.acquire(key) as instance:
+            yield instance
+
+    def wait_for(
+        self, predicate: Callable[[InstanceSet], object], timeout: float
+    ) -> InstanceSet:
+        """Block until `predicate(set)` is true; TimeoutError otherwise."""
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: self.state.has_answer and predicate(self.state.current),
+                timeout,
+            ):
+                raise TimeoutError(f"{self.state.name}: condition not met")
+        return self.state.current
+
+    # -- running ------------------------------------------------------------
+
+    def start(self, timeout: float = FIRST_ANSWER_TIMEOUT) -> Self:
+        """Start the thread and wait (up to `timeout`) for a first outcome."""
+        if self._thread is not None:
+            return self
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"waypost-watch-{self.state.name}", daemon=True
+        )
+        self._thread.start()
+        self._answered.wait(timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, ending its blocked query, and close connections."""
+        self._stopping.set()
+        self._backend.interrupt()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        state = self.state
+        while not self._stopping.is_set():
+            call = state.next_call()
+            try:
+                answer = _send(self._http, self.client.settings, call)
+            except Exception as exc:  # the loop's boundary: log, back off
+                if self._stopping.is_set():
+                    break
+                delay, became_stale = state.failed(exc)
+                if became_stale:
+                    logger.warning(
+                        "watch %r: registry unreachable, serving the last set: %s",
+                        state.name,
+                        exc,
+                    )
+                    self._publish()
+                self._answered.set()
+                self._stopping.wait(delay)
+                continue
+            if self._stopping.is_set():
+                break
+            if state.succeeded(answer):
+                self.balancer.update(answer.instances)
+                self._publish()
+            self._answered.set()
+
+    def _publish(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(self.state.current)
+        except Exception:
+            logger.exception("watch %r: on_change callback raised", self.state.name)
+
+
+class Cache:
+    """One `Watcher` per query, started on first use; see `Client.cache`."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._watchers: dict[CacheKey, Watcher] = {}
+        self._lock = threading.Lock()
+
+    def watcher(
+        self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
+    ) -> Watcher:
+        """The running watcher for this query, started if needed."""
+        key = cache_key(name, passing, tags)
+        with self._lock:
+            watcher = self._watchers.get(key)
+            if watcher is None:
+                watcher = self._client.watch(name, passing=passing, tags=tags)
+                self._watchers[key] = watcher
+                watcher.start()
+        return watcher
+
+    def instances(
+        self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
+    ) -> InstanceSet:
+        """The query's latest set; stale-flagged while cut off.
+
+        Raises:
+            RegistryUnavailable: the registry never answered this query.
+        """
+        return self.watcher(name, passing=passing, tags=tags).instances()
+
+    def close(self) -> None:
+        """Stop every watcher."""
+        with self._lock:
+            watchers, self._watchers = list(self._watchers.values()), {}
+        for watcher in watchers:
+            watcher.stop()
