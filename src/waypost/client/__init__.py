@@ -7,6 +7,12 @@ methods; only `close` / `aclose` differ. Errors come from one tree, drawn in
 
 from __future__ import annotations
 
+from waypost.client._async import (
+    AsyncCache,
+    AsyncClient,
+    AsyncServiceRegistration,
+    AsyncWatcher,
+)
 from waypost.client._sync import Cache, Client, ServiceRegistration, Watcher
 from waypost.client.balancers import (
     Balancer,
@@ -16,20 +22,49 @@ from waypost.client.balancers import (
     RoundRobin,
     Weighted,
 )
+from waypost.client.integrations import WaypostLifespan, register_flask
 from waypost.client.model import Instance, InstanceSet, Member
+from waypost.exceptions import (
+    BadRequest,
+    InvalidRequest,
+    NoInstanceAvailable,
+    NotFound,
+    PermissionDenied,
+    RegistryConnectError,
+    RegistryServerError,
+    RegistryUnavailable,
+    RequestRejected,
+    WaypostError,
+)
 
 __all__ = [
+    "AsyncCache",
+    "AsyncClient",
+    "AsyncServiceRegistration",
+    "AsyncWatcher",
+    "BadRequest",
     "Balancer",
     "Cache",
     "Client",
     "Instance",
     "InstanceSet",
+    "InvalidRequest",
     "LeastInFlight",
     "Member",
+    "NoInstanceAvailable",
+    "NotFound",
+    "PermissionDenied",
     "Random",
+    "RegistryConnectError",
+    "RegistryServerError",
+    "RegistryUnavailable",
+    "RequestRejected",
     "RingBalancer",
     "RoundRobin",
     "ServiceRegistration",
     "Watcher",
+    "WaypostError",
+    "WaypostLifespan",
     "Weighted",
+    "register_flask",
 ]

@@ -60,7 +60,7 @@ def _send(http: httpx.Client, settings: Settings, call: Call[T]) -> T:
         response = http.request(
             call.method,
             call.path,
-            params=httpx.QueryParams(call.params),
+            params=tuple(call.params),
             content=call.body,
             timeout=call.timeout(settings),
         )
