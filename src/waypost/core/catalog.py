@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 
-from waypost.core.health import Deadlines
+from waypost.core.brake import Brake, Census, Transition
+from waypost.core.health import CheckKey, Deadlines
 from waypost.core.model import (
     NODE_MAINTENANCE_CHECK_ID,
     SERF_CHECK_ID,
@@ -87,8 +88,8 @@ class Catalog:
         self._kv: dict[str, KVEntry] = {}
         self._kv_deleted: dict[str, int] = {}
         self._topic_index: dict[Topic, int] = {}
-        self.ttl = Deadlines()
-        self.reap = Deadlines()
+        self.ttl: Deadlines[CheckKey] = Deadlines()
+        self.reap: Deadlines[CheckKey] = Deadlines()
         # Per check: how long a TTL lasts and after how long critical it reaps.
         self._ttl_of: dict[tuple[str, str], float] = {}
 
@@ -467,9 +468,15 @@ class Catalog:
         live = [d for d in deadlines if d is not None]
         return min(live) if live else None
 
-    def expire(self, now: float) -> list[Commit]:
-        """Turn overdue TTL checks critical and reap long-critical services."""
+    def expire(self, now: float, brake: Brake | None = None) -> list[Commit]:
+        """Turn overdue TTL checks critical and reap long-critical services.
+
+        With a `brake`, nothing expires or is reaped while it is engaged.
+        """
+        if brake is not None and self._is_braking(now, brake):
+            return []
         commits: list[Commit] = []
+        expired = 0
         for node, check_id in self.ttl.pop_due(now):  # type: ignore[misc]
             commit = self.update_check(
                 node, check_id, HealthStatus.CRITICAL, TTL_EXPIRED, now=now
@@ -479,6 +486,9 @@ class Catalog:
             self.ttl.disarm((node, check_id))
             if commit is not None:
                 commits.append(commit)
+                expired += 1
+        if brake is not None:
+            brake.record_expiries(now, expired)
         for node, check_id in self.reap.pop_due(now):  # type: ignore[misc]
             check = self.get_check(node, check_id)
             if check is None or check.status is not HealthStatus.CRITICAL:
@@ -486,6 +496,43 @@ class Catalog:
             if check.service_id in self._services.get(node, {}):
                 commits.append(self.deregister_service(node, check.service_id))
         return commits
+
+    def _is_braking(self, now: float, brake: Brake) -> bool:
+        """Let the brake assess (when something is due) and say if it holds."""
+        deadline = self.next_deadline()
+        if brake.wants_census(now, due=deadline is not None and deadline <= now):
+            transition = brake.assess(now, self.ttl_census(now, brake))
+            if transition is Transition.RELEASED:
+                self._grant_grace(now)
+        return brake.engaged
+
+    def ttl_census(self, now: float, brake: Brake) -> Census:
+        """Live (armed, not critical) TTL checks, and how many went quiet."""
+        quiet_after = brake.settings.quiet_after
+        live = quiet = 0
+        for (node, check_id), ttl in self._ttl_of.items():
+            deadline = self.ttl.deadline((node, check_id))
+            if deadline is None:
+                continue
+            check = self.get_check(node, check_id)
+            if check is None or check.status is HealthStatus.CRITICAL:
+                continue
+            live += 1
+            if deadline - now < (1.0 - quiet_after) * ttl:
+                quiet += 1
+        return Census(live=live, quiet=quiet)
+
+    def _grant_grace(self, now: float) -> None:
+        """After the brake: overdue TTLs and reaps restart their full period."""
+        for key, ttl in self._ttl_of.items():
+            deadline = self.ttl.deadline(key)
+            if deadline is not None and deadline <= now:
+                self.ttl.arm(key, now + ttl)
+        for node, check_id in self.reap.pop_due(now):  # type: ignore[misc]
+            check = self.get_check(node, check_id)
+            if check is not None:
+                after = check.definition.deregister_critical_service_after or 0.0
+                self.reap.arm((node, check_id), now + after)
 
     # ------------------------------------------------------------ KV
 
