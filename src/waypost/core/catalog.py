@@ -477,7 +477,7 @@ class Catalog:
             return []
         commits: list[Commit] = []
         expired = 0
-        for node, check_id in self.ttl.pop_due(now):  # type: ignore[misc]
+        for node, check_id in self.ttl.pop_due(now):
             commit = self.update_check(
                 node, check_id, HealthStatus.CRITICAL, TTL_EXPIRED, now=now
             )
@@ -489,7 +489,7 @@ class Catalog:
                 expired += 1
         if brake is not None:
             brake.record_expiries(now, expired)
-        for node, check_id in self.reap.pop_due(now):  # type: ignore[misc]
+        for node, check_id in self.reap.pop_due(now):
             check = self.get_check(node, check_id)
             if check is None or check.status is not HealthStatus.CRITICAL:
                 continue
@@ -528,7 +528,7 @@ class Catalog:
             deadline = self.ttl.deadline(key)
             if deadline is not None and deadline <= now:
                 self.ttl.arm(key, now + ttl)
-        for node, check_id in self.reap.pop_due(now):  # type: ignore[misc]
+        for node, check_id in self.reap.pop_due(now):
             check = self.get_check(node, check_id)
             if check is not None:
                 after = check.definition.deregister_critical_service_after or 0.0

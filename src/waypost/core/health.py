@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 CheckKey = tuple[str, str]  # (node, check_id)
+K = TypeVar("K", bound=Hashable)
 
 
-class Deadlines:
+class Deadlines(Generic[K]):
     """A set of keyed deadlines; re-arming a key replaces its deadline.
 
     A heap with lazy deletion: superseded entries stay in the heap and are
@@ -20,27 +22,27 @@ class Deadlines:
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Hashable]] = []
-        self._current: dict[Hashable, tuple[float, int]] = {}
+        self._heap: list[tuple[float, int, K]] = []
+        self._current: dict[K, tuple[float, int]] = {}
         self._seq = 0
 
     def __len__(self) -> int:
         return len(self._current)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: K) -> bool:
         return key in self._current
 
-    def arm(self, key: Hashable, deadline: float) -> None:
+    def arm(self, key: K, deadline: float) -> None:
         self._seq += 1
         self._current[key] = (deadline, self._seq)
         heapq.heappush(self._heap, (deadline, self._seq, key))
         if len(self._heap) > 2 * len(self._current) + 64:
             self._compact()
 
-    def disarm(self, key: Hashable) -> None:
+    def disarm(self, key: K) -> None:
         self._current.pop(key, None)
 
-    def deadline(self, key: Hashable) -> float | None:
+    def deadline(self, key: K) -> float | None:
         entry = self._current.get(key)
         return entry[0] if entry else None
 
@@ -53,9 +55,9 @@ class Deadlines:
             heapq.heappop(self._heap)
         return None
 
-    def pop_due(self, now: float) -> list[Hashable]:
+    def pop_due(self, now: float) -> list[K]:
         """Remove and return every key whose deadline is at or before `now`."""
-        due: list[Hashable] = []
+        due: list[K] = []
         while self._heap and self._heap[0][0] <= now:
             deadline, seq, key = heapq.heappop(self._heap)
             if self._current.get(key) == (deadline, seq):

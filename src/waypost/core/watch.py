@@ -9,8 +9,10 @@ No I/O, no asyncio: the HTTP layer wraps futures into callables.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 Topic = tuple[str, str]
+Key = TypeVar("Key", str, Topic)
 Waiter = Callable[[], None]
 
 KV_PREFIX = "kv-prefix"
@@ -68,7 +70,7 @@ class Watchers:
             waiter()
 
 
-def _discard(table: dict[object, set[Waiter]], key: object, waiter: Waiter) -> None:
+def _discard(table: dict[Key, set[Waiter]], key: Key, waiter: Waiter) -> None:
     waiters = table.get(key)
     if waiters is not None:
         waiters.discard(waiter)

@@ -11,6 +11,7 @@ commit) becomes a task. Responses on one connection keep request order
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Coroutine
@@ -82,7 +83,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._too_large = False
         self._queue: deque[_Pending] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Response] | None = None
         self._closing = False
 
     # ------------------------------------------------------------ transport
@@ -188,12 +189,10 @@ class HttpProtocol(asyncio.Protocol):
                 return
             # The handler is waiting on something: hand it to the loop.
             self._task = asyncio.ensure_future(_resume(coro, first))
-            self._task.add_done_callback(
-                lambda task, keep=keep_alive: self._finished(task, keep)
-            )
+            self._task.add_done_callback(functools.partial(self._finished, keep_alive))
             return
 
-    def _finished(self, task: asyncio.Task[Any], keep_alive: bool) -> None:
+    def _finished(self, keep_alive: bool, task: asyncio.Task[Response]) -> None:
         self._task = None
         self._tracker.request_done.set()
         if task.cancelled() or self._transport is None:
@@ -235,7 +234,8 @@ class HttpProtocol(asyncio.Protocol):
 
 async def _resume(coro: Coroutine[Any, Any, Response], first: Any) -> Response:
     """Continue a coroutine that already ran up to its first suspension."""
-    return await _Resumed(coro, first)
+    response: Response = await _Resumed(coro, first)
+    return response
 
 
 class _Resumed:
