@@ -33,12 +33,13 @@ import tracemalloc
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
 import mmh3
 import msgspec
-import uhashring
+import uhashring  # type: ignore[import-untyped]  # ships no type hints
 from xxhash import xxh3_64_intdigest
 
 from waypost.ring import DEFAULT_VNODES, HASH_SPACE, HashRing
@@ -163,7 +164,9 @@ def exact_max_over_mean(circle: Circle, nodes: int) -> float:
     return max(shares.values()) * nodes / circle.space
 
 
-def measure_ours(names: list[str], trials: int, rnd: random.Random) -> Row:
+def measure_ours(
+    names: list[str], trials: int, rnd: random.Random
+) -> tuple[Row, HashRing]:
     row = Row(n=len(names), ring=f"waypost HashRing ({DEFAULT_VNODES} vnodes)")
     started = time.perf_counter()
     ring = HashRing(names)
@@ -196,10 +199,12 @@ def measure_ours(names: list[str], trials: int, rnd: random.Random) -> Row:
         ring.add(leaver)
     row.change_ms = statistics.median(change) * 1e3
     row.trials = trials
-    return row
+    return row, ring
 
 
-def measure_uhash(names: list[str], trials: int, rnd: random.Random) -> Row:
+def measure_uhash(
+    names: list[str], trials: int, rnd: random.Random
+) -> tuple[Row, uhashring.HashRing]:
     row = Row(n=len(names), ring="uhashring (160 vnodes, md5)")
     started = time.perf_counter()
     ring = uhashring.HashRing(list(names))
@@ -227,7 +232,7 @@ def measure_uhash(names: list[str], trials: int, rnd: random.Random) -> Row:
         ring.add_node(leaver)
     row.change_ms = statistics.median(change) * 1e3
     row.trials = trials
-    return row
+    return row, ring
 
 
 def measure_mod(names: list[str], trials: int, rnd: random.Random) -> Row:
@@ -408,6 +413,15 @@ def write_section(text: str) -> None:
     RESULTS.write_text(content)
 
 
+_STARTED = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(
+        f"{time.perf_counter() - _STARTED:6.1f}s {message}", file=sys.stderr, flush=True
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N=10,100; few trials")
@@ -415,23 +429,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = (10, 100) if args.quick else (10, 100, 1000)
     args.trials = 5 if args.quick else 30
-    args.trials_1000 = 10
-    args.capped = 1000 in sizes
+    args.trials_1000 = 30
+    args.capped = 1000 in sizes and args.trials_1000 < args.trials
     args.repeats = 3 if args.quick else 7
     rnd = random.Random(4)
     rows: list[Row] = []
     for n in sizes:
         names = [f"node-{i:04d}" for i in range(n)]
         trials = args.trials_1000 if n == 1000 else args.trials
-        print(f"N={n}: waypost", file=sys.stderr, flush=True)
-        ours = measure_ours(names, trials, rnd)
-        print(f"N={n}: uhashring, hash % N", file=sys.stderr, flush=True)
-        uhash = measure_uhash(names, trials, rnd)
+        log(f"N={n}: waypost, {trials} trials")
+        ours, ring = measure_ours(names, trials, rnd)
+        log(f"N={n}: uhashring, hash % N")
+        uhash, other = measure_uhash(names, trials, rnd)
         mod = measure_mod(names, trials, rnd)
-        ours.memory_mb = retained_mb(lambda names=names: build_ours(names))
-        uhash.memory_mb = retained_mb(lambda names=names: uhashring.HashRing(names))
-        mod.memory_mb = retained_mb(lambda names=names: ModRing(names))
-        ring, other = build_ours(names), uhashring.HashRing(names)
+        log(f"N={n}: memory, lookups")
+        ours.memory_mb = retained_mb(partial(build_ours, names))
+        uhash.memory_mb = retained_mb(partial(uhashring.HashRing, names))
+        mod.memory_mb = retained_mb(partial(ModRing, names))
         speeds = lookup_ns(
             {"ours": ring.get, "uhash": other.get_node, "mod": ModRing(names).get},
             args.repeats,

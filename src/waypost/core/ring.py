@@ -19,7 +19,8 @@ How it works, and why:
   the busiest of 100 nodes at or under 1.05x the mean (see bench/RESULTS.md).
 - Lookups stay O(1) whatever the point count: a jump table indexed by the top
   bits of the key hash holds the owner of every slot that no point splits.
-  Only keys in a split slot (a few percent) bisect the sorted point array.
+  Only keys in a split slot (9 % of them at 100 nodes) bisect, and only
+  within their bucket of 8-16 points.
 - Many points make a full build slow in pure Python, so after the first build
   a change merges or cuts only the changed nodes' points (array slices copied
   in C) and patches only the table slots around them. The mapping never
@@ -59,9 +60,11 @@ __all__ = [
 DEFAULT_VNODES = 4096
 """Points per unit of weight: the busiest of 100 nodes stays <= 1.05x the mean.
 
-Measured over 40 random sets of 100 node names (exact arc shares): 2048 points
-give a median max/mean of 1.058, 3072 give 1.046, 4096 give 1.040 with the
-95th percentile at 1.049. Lookup time does not grow with it (jump table).
+Measured over 40 random sets of 100 node names, exact arc shares, as median /
+90th percentile / worst max-over-mean: 2048 points 1.055 / 1.071 / 1.088,
+3072 points 1.044 / 1.054 / 1.058, 4096 points 1.038 / 1.048 / 1.050, 5120
+points 1.033 / 1.043 / 1.048. 4096 is the least that kept every set <= 1.05.
+Lookup time does not grow with it (jump table); build time and memory do.
 """
 
 DEFAULT_BALANCE_FACTOR = 1.25
@@ -73,19 +76,22 @@ HASH_SPACE = 1 << 64
 MAX_NODES = 0xFFFE
 """Nodes of positive weight one ring can hold: owners are stored in 16 bits."""
 
-# xxh3_64 over short keys (10-byte user ids, CPython 3.11, this project's
-# 2-core machine; see bench/RESULTS.md for the run that reproduces it):
-# xxh3_64_intdigest 42-63 ns, mmh3.hash64 125-177 ns, mmh3.hash128
-# 100-130 ns. xxhash is also already a runtime dependency; mmh3 is not.
+# Key hash, chosen by measurement on short str keys ("user-123"), CPython 3.11,
+# 2 cores; bench/ring.py repeats it on every run. Bare calls: xxh3_64 42-63 ns,
+# mmh3.hash64 125-177 ns, mmh3.hash128 100-130 ns. Through a lambda with
+# .encode(), as the bench times them: xxh3_64 91 ns, mmh3.hash64 156 ns,
+# mmh3.hash128 105 ns, md5 (uhashring) 845 ns. xxhash is also already a
+# runtime dependency; mmh3 is not.
 _hash = xxh3_64_intdigest
 
 _MIXED = 0xFFFF  # a table slot split by a point: bisect instead
-# Table size, measured at 100 nodes (409,600 points; bench/RESULTS.md):
-# 2^20 slots (2 MiB, 32 % split) ~550 ns a lookup, 2^21 ~460 ns, 2^22 (8 MiB,
-# 9 % split) ~400 ns; past that cache misses eat the gain.
+# Table size, measured at 100 nodes (409,600 points) while choosing it:
+# 2^20 slots (2 MiB, 32 % split) ~550 ns a lookup, 2^21 (4 MiB, 18 %) ~460 ns,
+# 2^22 (8 MiB, 9 %) ~400 ns; 2^23 and up gained nothing (cache misses).
 _TABLE_EXTRA_BITS = 3  # 8 to 16 slots a point
 _MIN_TABLE_BITS = 8
 _MAX_TABLE_BITS = 23  # 16 MiB of uint16: at 1000 nodes 39 % of slots split
+_MAX_NODE_POINTS = 1 << 24  # 128 MiB of points for one node is surely a mistake
 _FULL_REBUILD_RATIO = 4  # changes above 1/4 of the points: rebuild from scratch
 
 
@@ -121,57 +127,18 @@ def _node_points(name: str, count: int) -> list[int]:
     return [_hash(data, seed) for seed in range(count)]
 
 
-class _View:
-    """One consistent snapshot of the built ring, swapped in whole.
+class _Points(NamedTuple):
+    """Sorted points, their owners, and where each bucket of them starts.
 
-    A lookup reads ``ring._view`` once, so a reader on another thread never
-    mixes a table from one build with the names of another.
+    ``starts[b]`` is the index of the first point in bucket ``b`` (the top
+    bits of a hash; 8-16 points each), so a bisect probes a few neighbours
+    instead of the whole array, where every probe is a cache miss.
     """
 
-    __slots__ = (
-        "bucket_shift",
-        "counts",
-        "names",
-        "owners",
-        "positions",
-        "shift",
-        "starts",
-        "table",
-    )
-
-    def __init__(
-        self,
-        *,
-        counts: dict[str, int],
-        names: list[str],
-        positions: array[int],
-        owners: array[int],
-        index: _Index,
-    ) -> None:
-        self.counts = counts  # node of positive weight -> its number of points
-        self.names = names  # owner id -> node name ("" for a free id)
-        self.positions = positions  # sorted point positions (uint64)
-        self.owners = owners  # owner id of each point, parallel to positions
-        self.table = index.table  # owner id of each slot, or _MIXED
-        self.shift = index.shift  # slot of hash h is h >> shift
-        self.starts = index.starts  # first point of each bucket, and len(positions)
-        self.bucket_shift = index.bucket_shift  # bucket of hash h is h >> this
-
-    def successor(self, h: int) -> int:
-        """Index of the first point at or after ``h``, wrapping to 0."""
-        bucket = h >> self.bucket_shift
-        starts = self.starts
-        i = bisect_left(self.positions, h, starts[bucket], starts[bucket + 1])
-        return 0 if i == len(self.positions) else i
-
-
-class _Points(NamedTuple):
-    """Sorted points with their bucket starts, while a patch reshapes them."""
-
-    positions: array[int]
-    owners: array[int]
-    starts: array[int]
-    bucket_shift: int
+    positions: array[int]  # sorted uint64 positions
+    owners: array[int]  # owner id of each point
+    starts: array[int]  # 2^bits + 1 entries, the last is len(positions)
+    bucket_shift: int  # the bucket of hash h is h >> bucket_shift
 
     def bisect(self, h: int, low: int = 0) -> int:
         """Index of the first point at or after ``h`` (``len`` past the end).
@@ -183,27 +150,42 @@ class _Points(NamedTuple):
         return bisect_left(self.positions, h, low, self.starts[bucket + 1])
 
 
-class _Index(NamedTuple):
-    """The lookup accelerators built from sorted points.
+class _View:
+    """One consistent snapshot of the built ring, swapped in whole.
 
-    ``table`` answers most lookups alone; for slots split by a point,
-    ``starts`` narrows the bisect to one bucket (about 8-16 points) instead of
-    the whole array, which costs a cache miss per probe.
+    A lookup reads ``ring._view`` once, so a reader on another thread never
+    mixes a table from one build with the names of another.
     """
 
-    table: array[int]
-    shift: int
-    starts: array[int]
-    bucket_shift: int
+    __slots__ = ("counts", "names", "owners", "points", "positions", "shift", "table")
+
+    def __init__(
+        self,
+        *,
+        counts: dict[str, int],
+        names: list[str],
+        points: _Points,
+        table: array[int],
+        shift: int,
+    ) -> None:
+        self.counts = counts  # node of positive weight -> its number of points
+        self.names = names  # owner id -> node name ("" for a free id)
+        self.points = points
+        self.positions = points.positions
+        self.owners = points.owners
+        self.table = table  # owner id of each slot, or _MIXED if a point splits it
+        self.shift = shift  # the slot of hash h is h >> shift
+
+    def successor(self, h: int) -> int:
+        """Index of the first point at or after ``h``, wrapping to 0."""
+        i = self.points.bisect(h)
+        return 0 if i == len(self.positions) else i
 
 
-_EMPTY_VIEW_INDEX = _Index(array("H", [_MIXED]), 64, array("I", [0, 0]), 64)
+_NO_POINTS = _Points(array("Q"), array("H"), array("I", [0, 0]), 64)
+_EMPTY_TABLE = array("H", [_MIXED])  # every hash lands in slot 0: "bisect"
 _EMPTY_VIEW = _View(
-    counts={},
-    names=[],
-    positions=array("Q"),
-    owners=array("H"),
-    index=_EMPTY_VIEW_INDEX,
+    counts={}, names=[], points=_NO_POINTS, table=_EMPTY_TABLE, shift=64
 )
 
 
@@ -221,8 +203,9 @@ class HashRing:
     Example::
 
         ring = HashRing(["a", "b", "c"])
-        ring.get("user-42")            # -> "b", on every process, every run
-        ring.get_n("user-42", 2)       # -> ["b", "a"]: owner, then failover
+        ring.get("user-42")  # "a", in every process, on every run
+        ring.get_n("user-42", 2)  # ["a", "b"]: owner, then failover
+        ring.get_bounded("user-42", {"a": 5, "b": 0, "c": 0})  # "b": a is full
     """
 
     def __init__(
@@ -255,6 +238,8 @@ class HashRing:
             raise ValueError(f"node must be a non-empty str, got {node!r}")
         if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"weight of {node!r} must be >= 0, got {weight!r}")
+        if self._point_count(weight) > _MAX_NODE_POINTS:
+            raise ValueError(f"weight of {node!r} is too large: {weight!r}")
         with self._lock:
             was_positive = self._weights.get(node, 0) > 0
             if weight > 0 and not was_positive and self._positive >= MAX_NODES:
@@ -360,7 +345,7 @@ class HashRing:
         its cap, so no node ever passes it, and a key leaves its owner only
         while the owner is full. One always exists, as the caps add up to more
         than ``total``. Pass the live loads; count this request in them
-        after placing it.
+        after placing it. Costs one pass over ``loads`` plus the walk.
 
         Args:
             key: what to place.
@@ -371,7 +356,7 @@ class HashRing:
         Raises:
             EmptyRingError: no node of positive weight.
         """
-        if not balance_factor >= 1:
+        if not 1 <= balance_factor < math.inf:
             raise ValueError(f"balance_factor must be >= 1, got {balance_factor}")
         if self._dirty:
             self._sync()
@@ -402,35 +387,18 @@ class HashRing:
 
         Arcs come in hash order, cover ``[0, HASH_SPACE)`` exactly, and
         neighbours with the same owner are merged (the first and last arc may
-        share one, across the wrap).
+        share one, across the wrap). One step per point: ~1 s per million.
         """
         if self._dirty:
             self._sync()
-        view = self._view
-        if not view.positions:
-            return
-        names, positions, owners = view.names, view.positions, view.owners
-        # Point j owns the hashes after point j-1 up to itself: [p[j-1]+1, p[j]+1).
-        run_start, run_end, run_owner = 0, 0, owners[0]
-        for position, owner in zip(positions, owners, strict=True):
-            end = position + 1
-            if end == run_end:
-                continue  # a point tied with the one before owns nothing
-            if owner != run_owner:
-                yield run_start, run_end, names[run_owner]
-                run_start, run_owner = run_end, owner
-            run_end = end
-        # Past the last point the circle wraps to the first point's owner.
-        if run_end < HASH_SPACE and owners[0] != run_owner:
-            yield run_start, run_end, names[run_owner]
-            run_start, run_owner = run_end, owners[0]
-        yield run_start, HASH_SPACE, names[run_owner]
+        return _arcs(self._view)
 
     def statistics(self, keys: Iterable[str | bytes] | None = None) -> RingStatistics:
         """Each node's share of the key space, or of ``keys`` when given.
 
         Without ``keys`` the shares are exact arc lengths over the 64-bit
-        circle, so they carry no sampling noise.
+        circle, so they carry no sampling noise. ``max_over_mean`` is the
+        largest share over the share the node's weight entitles it to.
         """
         if self._dirty:
             self._sync()
@@ -439,7 +407,7 @@ class HashRing:
         counts: dict[str, int] = dict.fromkeys(built, 0)
         if keys is None:
             total = HASH_SPACE
-            for start, end, node in self.arcs():
+            for start, end, node in _arcs(view):
                 counts[node] += end - start
         else:
             total = 0
@@ -496,18 +464,15 @@ class HashRing:
         # node's points go in presorted: merging runs is ~3x faster.
         encoded: list[int] = []
         for owner, name in enumerate(names):
-            points = sorted(_node_points(name, wanted[name]))
-            shifted = map(operator.lshift, points, _16)
+            own = sorted(_node_points(name, wanted[name]))
+            shifted = map(operator.lshift, own, _16)
             encoded.extend(map(operator.or_, shifted, repeat(owner)))
         encoded.sort()
         positions = array("Q", map(operator.rshift, encoded, _16))
         owners = array("H", map(operator.and_, encoded, _LOW16))
+        points, table, shift = _index(positions, owners)
         return _View(
-            counts=wanted,
-            names=names,
-            positions=positions,
-            owners=owners,
-            index=_build_index(positions, owners),
+            counts=wanted, names=names, points=points, table=table, shift=shift
         )
 
     def _patch(self, gone: list[str], new: list[str], wanted: dict[str, int]) -> _View:
@@ -518,7 +483,7 @@ class HashRing:
         """
         view = self._view
         names = list(view.names)
-        points = _Points(view.positions, view.owners, view.starts, view.bucket_shift)
+        points = view.points
         removed: list[int] = []
         if gone:
             points, removed = self._cut(gone, names, points)
@@ -530,7 +495,7 @@ class HashRing:
         # depends on it, so hysteresis only saves rebuilds.
         bits = _table_bits(len(positions))
         if not positions or abs(bits - (64 - view.shift)) > 1:
-            index = _build_index(positions, owners)
+            points, table, shift = _index(positions, owners)
         else:
             table = view.table[:]
             for point in removed:
@@ -539,9 +504,9 @@ class HashRing:
                 _claim(table, view.shift, positions, owners, successor)
             for successor in added:
                 _claim(table, view.shift, positions, owners, successor)
-            index = _Index(table, view.shift, points.starts, points.bucket_shift)
+            shift = view.shift
         return _View(
-            counts=wanted, names=names, positions=positions, owners=owners, index=index
+            counts=wanted, names=names, points=points, table=table, shift=shift
         )
 
     def _cut(
@@ -622,6 +587,28 @@ class HashRing:
         return owner
 
 
+def _arcs(view: _View) -> Iterator[tuple[int, int, str]]:
+    """The arcs of one snapshot; see ``HashRing.arcs``."""
+    names, positions, owners = view.names, view.positions, view.owners
+    if not positions:
+        return
+    # Point j owns the hashes after point j-1 up to itself: [p[j-1]+1, p[j]+1).
+    run_start, run_end, run_owner = 0, 0, owners[0]
+    for position, owner in zip(positions, owners, strict=True):
+        end = position + 1
+        if end == run_end:
+            continue  # a point tied with the one before owns nothing
+        if owner != run_owner:
+            yield run_start, run_end, names[run_owner]
+            run_start, run_owner = run_end, owner
+        run_end = end
+    # Past the last point the circle wraps to the first point's owner.
+    if run_end < HASH_SPACE and owners[0] != run_owner:
+        yield run_start, run_end, names[run_owner]
+        run_start, run_owner = run_end, owners[0]
+    yield run_start, HASH_SPACE, names[run_owner]
+
+
 def _clockwise_owners(view: _View, start: int) -> Iterator[int]:
     """Distinct owner ids in clockwise order from point ``start``.
 
@@ -659,11 +646,13 @@ def _bucket_bits(points: int) -> int:
     return max(points.bit_length() - 4, 0)
 
 
-def _build_index(positions: array[int], owners: array[int]) -> _Index:
-    """Table and buckets for sorted points, in one pass over them."""
+def _index(
+    positions: array[int], owners: array[int]
+) -> tuple[_Points, array[int], int]:
+    """Bucket starts and jump table for sorted points, in one pass over them."""
     count = len(positions)
     if not count:
-        return _EMPTY_VIEW_INDEX
+        return _NO_POINTS, _EMPTY_TABLE, 64
     bits, bucket_bits = _table_bits(count), _bucket_bits(count)
     shift = 64 - bits
     per_bucket = bits - bucket_bits  # slot >> per_bucket is the bucket
@@ -682,7 +671,8 @@ def _build_index(positions: array[int], owners: array[int]) -> _Index:
             previous = slot
     slots.extend([owners[0]] * ((1 << bits) - 1 - previous))  # wraps to the first
     starts.extend([count] * ((1 << bucket_bits) + 1 - len(starts)))
-    return _Index(array("H", slots), shift, array("I", starts), 64 - bucket_bits)
+    points = _Points(positions, owners, array("I", starts), 64 - bucket_bits)
+    return points, array("H", slots), shift
 
 
 def _claim(
