@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from waypost.client import AsyncClient, Client
-from waypost.testing import AgentProcess
-from waypost.testing import waypost_agent as waypost_agent  # the users' fixture
+from waypost.testing import (
+    AgentProcess,
+    waypost_agent as waypost_agent,  # the users' fixture
+)
 
 
 class Twin:
@@ -53,9 +55,9 @@ class Twin:
                 yield entered
 
     async def wait_for(
-        self, watcher: Any, predicate: Callable[[Any], object], timeout: float = 10
+        self, watcher: Any, predicate: Callable[[Any], object], within: float = 10
     ) -> Any:
-        result = watcher.wait_for(predicate, timeout)
+        result = watcher.wait_for(predicate, within)
         if inspect.isawaitable(result):
             return await result
         return result

@@ -20,7 +20,7 @@ from waypost.client import (
 from waypost.client.model import InstanceSet
 from waypost.core.model import HealthStatus
 from waypost.exceptions import RegistryUnreachable
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_until
 
 
 async def test_services_lists_a_registered_service_with_its_tags(
@@ -140,7 +140,7 @@ async def test_register_keeps_the_instance_passing_and_deregisters_on_exit(
         (instance,) = await twin("instances", unique, passing=True)
         assert instance.tags == ("t",)
         # Past two TTLs, still passing: the background heartbeats ran.
-        await _until(lambda: reg.heartbeat.beats >= 6, timeout=5)
+        await asyncio.to_thread(wait_until, lambda: reg.heartbeat.beats >= 6, 5)
         assert len(await twin("instances", unique, passing=True)) == 1
     assert len(await twin("instances", unique)) == 0
 
@@ -325,10 +325,3 @@ async def test_heartbeat_failures_are_logged_and_passed_to_the_callback(
     assert isinstance(failures[0], RegistryUnavailable)
     assert registration.heartbeat.consecutive_failures == 1
     assert "heartbeat of 'lonely-" in caplog.text
-
-
-async def _until(predicate: object, timeout: float) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
