@@ -1,0 +1,364 @@
+"""Bad input gets a clear 4xx and changes nothing; no input gets a 5xx.
+
+Every case runs on one quiet agent (no TTL checks ticking), so "nothing
+changed" is exact: the registry's index, its services and its checks are the
+same before and after the rejected request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.http.support import agent_checks, agent_services, registry_index
+
+MiB = 1024 * 1024
+
+
+def _state(http: httpx.Client) -> tuple[int, dict[str, Any], dict[str, Any], object]:
+    return (
+        registry_index(http),
+        agent_services(http),
+        agent_checks(http),
+        http.get("/v1/catalog/services").json(),
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(quiet_http: httpx.Client) -> httpx.Client:
+    """The quiet agent with one service and one check a bad request could harm."""
+    body = {"Name": "web", "Port": 80, "Check": {"TTL": "1h", "Status": "passing"}}
+    quiet_http.put("/v1/agent/service/register", json=body).raise_for_status()
+    return quiet_http
+
+
+_OK_CHECK = {"TTL": "1h"}
+
+# (case id, method, path, JSON body or raw bytes, status, text the message holds)
+# fmt: off
+BAD_REQUESTS: list[tuple[str, str, str, object, int, str]] = [
+    # malformed JSON
+    ("truncated-json", "PUT", "/v1/agent/service/register", b'{"Name": "x",', 400,
+     "Request decode failed"),
+    ("not-json", "PUT", "/v1/agent/check/register", b"name=x", 400,
+     "Request decode failed"),
+    ("not-utf8", "PUT", "/v1/catalog/register", b"\xff\xfe{}", 400,
+     "Request decode failed"),
+    ("array-body", "PUT", "/v1/agent/service/register", [], 400,
+     "Request decode failed: cannot unmarshal array into ServiceDefinition"),
+    # wrong types, named as the caller wrote them
+    ("port-string", "PUT", "/v1/agent/service/register", {"Name": "x", "Port": "abc"},
+     400, "Request decode failed: Port: cannot unmarshal string"),
+    ("lowercase-port-string", "PUT", "/v1/agent/service/register",
+     {"name": "x", "port": "abc"}, 400, "Request decode failed: port:"),
+    ("tags-string", "PUT", "/v1/agent/service/register", {"Name": "x", "Tags": "web"},
+     400, "Tags: cannot unmarshal string into an array"),
+    ("tag-number", "PUT", "/v1/agent/service/register", {"Name": "x", "Tags": [1]},
+     400, "Tags[0]: cannot unmarshal number"),
+    ("meta-number", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Meta": {"a": 1}}, 400, "Meta.a: cannot unmarshal number"),
+    ("catalog-port-string", "PUT", "/v1/catalog/register",
+     {"Node": "n", "Address": "10.0.0.1", "Service": {"Service": "s", "Port": "x"}},
+     400, "Service.Port: cannot unmarshal string"),
+    ("port-fraction", "PUT", "/v1/agent/service/register", {"Name": "x", "Port": 1.5},
+     400, "Port: cannot unmarshal number 1.5"),
+    ("port-range", "PUT", "/v1/agent/service/register", {"Name": "x", "Port": 70000},
+     400, "Invalid Port 70000"),
+    ("id-fraction", "PUT", "/v1/agent/service/register", {"Name": "x", "ID": 1.5},
+     400, "ID: cannot unmarshal number 1.5 into a string"),
+    ("id-bool", "PUT", "/v1/agent/service/register", {"Name": "x", "ID": True},
+     400, "ID: cannot unmarshal bool into a string"),
+    # unknown fields
+    ("unknown-field", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Colour": "red"}, 400, "Colour: unknown field"),
+    ("unknown-check-field", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Check": {"TTL": "10s", "Colour": 1}}, 400,
+     "Check.Colour: unknown field"),
+    ("unknown-catalog-field", "PUT", "/v1/catalog/register",
+     {"Node": "n", "Address": "a", "Colour": 1}, 400, "Colour: unknown field"),
+    ("unknown-update-field", "PUT", "/v1/agent/check/update/service:web",
+     {"Status": "passing", "Colour": 1}, 400, "Colour: unknown field"),
+    # bad durations
+    ("ttl-ten", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Check": {"TTL": "ten"}}, 400, 'Check.TTL: "ten" is not a duration'),
+    ("check-ttl-ten", "PUT", "/v1/agent/check/register", {"Name": "c", "TTL": "ten"},
+     400, 'TTL: "ten" is not a duration'),
+    ("ttl-overflow", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "TTL": "99999999999h"}, 400, "TTL:"),
+    ("ttl-negative", "PUT", "/v1/agent/check/register", {"Name": "c", "TTL": "-1s"},
+     400, "Invalid check: TTL must be > 0 for TTL checks"),
+    # bad statuses
+    ("service-check-status", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Check": {"TTL": "10s", "Status": "green"}}, 400,
+     "Status for checks must 'passing', 'warning', 'critical'"),
+    ("check-status", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "TTL": "10s", "Status": "green"}, 400, "Bad check status"),
+    ("catalog-check-status", "PUT", "/v1/catalog/register",
+     {"Node": "n", "Address": "a", "Check": {"Name": "c", "Status": "green"}}, 400,
+     'Invalid check status: "green"'),
+    ("update-status", "PUT", "/v1/agent/check/update/service:web", {"Status": "green"},
+     400, "Invalid check status: 'green'"),
+    # missing names and invalid definitions
+    ("missing-service-name", "PUT", "/v1/agent/service/register", {"Port": 80}, 400,
+     "Missing service name"),
+    ("empty-body", "PUT", "/v1/agent/service/register", b"", 400,
+     "Missing service name"),
+    ("missing-check-name", "PUT", "/v1/agent/check/register", {"TTL": "10s"}, 400,
+     "Missing check name"),
+    ("missing-catalog-address", "PUT", "/v1/catalog/register", {"Node": "n"}, 400,
+     "Must provide node and address"),
+    ("check-without-ttl", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Check": {"Interval": "10s"}}, 400,
+     "Invalid check: TTL must be > 0 for TTL checks"),
+    ("ttl-and-interval", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "TTL": "10s", "Interval": "10s"}, 400,
+     "Invalid check: Interval and TTL cannot both be specified"),
+    ("http-without-interval", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "HTTP": "http://127.0.0.1/"}, 400,
+     "Invalid check: Interval must be"),
+    ("any-address", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Address": "0.0.0.0"}, 400, "Invalid service address"),
+    ("zero-weight", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Weights": {"Passing": 0}}, 400,
+     "Invalid Weights: Passing must be greater than 0"),
+    ("reserved-meta", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Meta": {"consul-x": "1"}}, 400,
+     "Invalid Service Meta: Couldn't load metadata pair ('consul-x', '1'): Key prefix"
+     " 'consul-' is reserved for internal use"),
+    ("third-check-invalid", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Checks": [_OK_CHECK, _OK_CHECK, {"TTL": "ten"}]}, 400,
+     'Checks[2].TTL: "ten"'),
+    ("duplicate-check-ids", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Checks": [{"CheckID": "a", **_OK_CHECK},
+                              {"CheckID": "a", **_OK_CHECK}]},
+     400, 'Duplicate check ID "a"'),
+    ("catalog-check-unknown-service", "PUT", "/v1/catalog/register",
+     {"Node": "n", "Address": "a", "Check": {"Name": "c", "ServiceID": "nope"}}, 400,
+     '"nope"'),
+    # unknown services and checks, in Consul's words
+    ("deregister-unknown-service", "PUT", "/v1/agent/service/deregister/nope", b"", 404,
+     'Unknown service ID "nope". Ensure that the service ID is passed, not the'
+     " service name."),
+    ("deregister-unknown-check", "PUT", "/v1/agent/check/deregister/nope", b"", 404,
+     'Unknown check ID "nope". Ensure that the check ID is passed, not the check'
+     " name."),
+    ("pass-unknown-check", "PUT", "/v1/agent/check/pass/nope", b"", 404,
+     'Unknown check ID "nope".'),
+    ("update-unknown-check", "PUT", "/v1/agent/check/update/nope",
+     {"Status": "passing"}, 404, 'Unknown check ID "nope".'),
+    ("maintenance-unknown-service", "PUT",
+     "/v1/agent/service/maintenance/nope?enable=1", b"", 404,
+     'No service registered with ID "nope"'),
+    ("check-for-unknown-service", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "TTL": "10s", "ServiceID": "nope"}, 404,
+     'ServiceID "nope" does not exist'),
+    # bad query parameters
+    ("kv-flags-not-a-number", "PUT", "/v1/kv/k?flags=abc", b"v", 400, "flags"),
+    ("kv-cas-negative", "PUT", "/v1/kv/k?cas=-1", b"v", 400, "cas"),
+    ("kv-other-dc", "PUT", "/v1/kv/k?dc=dc2", b"v", 400, "No path to datacenter"),
+    ("catalog-other-dc", "PUT", "/v1/catalog/register",
+     {"Node": "n", "Address": "a", "Datacenter": "dc2"}, 400, "No path to datacenter"),
+    ("maintenance-bad-bool", "PUT", "/v1/agent/service/maintenance/web?enable=on",
+     b"", 400, 'Invalid value for enable: "on"'),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+def test_bad_request_is_rejected_and_changes_nothing(
+    seeded: httpx.Client,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+    message: str,
+) -> None:
+    before = _state(seeded)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = seeded.request(method, path, content=content)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert _state(seeded) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1/agent/service/register", {"PUT"}),
+        ("DELETE", "/v1/agent/check/pass/service:web", {"PUT"}),
+        ("POST", "/v1/catalog/services", {"GET"}),
+        ("PUT", "/v1/health/service/web", {"GET"}),
+        ("PATCH", "/v1/kv/k", {"GET", "PUT", "DELETE"}),
+        ("DELETE", "/v1/status/leader", {"GET"}),
+    ],
+)
+def test_wrong_method_is_405_with_an_allow_header(
+    seeded: httpx.Client, method: str, path: str, allowed: set[str]
+) -> None:
+    before = _state(seeded)
+    response = seeded.request(method, path, content=b"{}")
+    assert response.status_code == 405
+    assert response.text == f"method {method} not allowed"
+    allow = {m.strip() for m in response.headers["Allow"].split(",")}
+    assert allowed <= allow
+    assert _state(seeded) == before
+
+
+def test_a_body_over_one_mebibyte_is_413(seeded: httpx.Client) -> None:
+    before = _state(seeded)
+    body = b'{"Name": "big", "Meta": {"x": "' + b"a" * MiB + b'"}}'
+    response = seeded.put("/v1/agent/service/register", content=body)
+    assert response.status_code == 413
+    assert "too large" in response.text
+    assert _state(seeded) == before
+
+
+def test_a_kv_value_over_512_kib_is_413(seeded: httpx.Client) -> None:
+    before = _state(seeded)
+    response = seeded.put("/v1/kv/too-big", content=b"v" * (512 * 1024 + 1))
+    assert response.status_code == 413
+    assert "too large, max size: 524288 bytes" in response.text
+    assert _state(seeded) == before
+    assert seeded.get("/v1/kv/too-big").status_code == 404
+
+
+def test_a_kv_value_of_exactly_512_kib_is_stored(seeded: httpx.Client) -> None:
+    response = seeded.put("/v1/kv/just-fits", content=b"v" * (512 * 1024))
+    assert (response.status_code, response.json()) == (200, True)
+    assert len(seeded.get("/v1/kv/just-fits", params={"raw": ""}).content) == 512 * 1024
+
+
+# ---------------------------------------------------------------- no 5xx, ever
+
+# fmt: off
+_FIELDS = [
+    "Name", "ID", "Port", "Tags", "Check", "Checks", "TTL", "Status", "Address",
+    "Meta", "Weights", "Passing", "Warning", "Node", "Service", "ServiceID",
+    "CheckID", "Interval", "HTTP", "TCP", "Args", "Output", "Notes", "Definition",
+    "TaggedAddresses", "NodeMeta", "SkipNodeUpdate", "AliasService", "OutputMaxSize",
+    "DeregisterCriticalServiceAfter", "enable_tag_override", "name", "id", "port",
+]
+# fmt: on
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(
+        [
+            "10s",
+            "ten",
+            "-1s",
+            "0",
+            "1h",
+            "passing",
+            "warning",
+            "green",
+            "",
+            "0.0.0.0",
+            "web",
+            "http://127.0.0.1:1/",
+            "x" * 600,
+        ]
+    )
+    | st.text(max_size=20)
+)
+_keys = st.sampled_from(_FIELDS) | st.text(max_size=8)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=6)
+    ),
+    max_leaves=25,
+)
+_WRITES = [
+    "/v1/agent/service/register",
+    "/v1/agent/check/register",
+    "/v1/catalog/register",
+    "/v1/catalog/deregister",
+    "/v1/agent/check/update/service:web",
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(path=st.sampled_from(_WRITES), body=_json)
+def test_no_json_body_makes_a_write_answer_5xx(
+    seeded: httpx.Client, path: str, body: object
+) -> None:
+    before = registry_index(seeded)
+    response = seeded.put(path, content=json.dumps(body).encode())
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert registry_index(seeded) == before
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from([*_WRITES, "/v1/kv/fuzz"]),
+    body=st.binary(max_size=64),
+)
+def test_no_byte_body_makes_a_write_answer_5xx(
+    seeded: httpx.Client, path: str, body: bytes
+) -> None:
+    assert seeded.put(path, content=body).status_code < 500
+
+
+_QUERY = st.dictionaries(
+    st.sampled_from(
+        [
+            "passing",
+            "tag",
+            "dc",
+            "index",
+            "wait",
+            "keys",
+            "separator",
+            "recurse",
+            "raw",
+            "cas",
+            "flags",
+            "node-meta",
+            "peer",
+            "stale",
+            "format",
+            "enable",
+        ]
+    ),
+    st.text(max_size=6),
+    max_size=4,
+)
+_READS = [
+    "/v1/health/service/web",
+    "/v1/health/checks/web",
+    "/v1/health/node/waypost-quiet",
+    "/v1/health/state/any",
+    "/v1/catalog/service/web",
+    "/v1/catalog/nodes",
+    "/v1/catalog/services",
+    "/v1/catalog/node/waypost-quiet",
+    "/v1/kv/fuzz",
+    "/v1/agent/health/service/name/web",
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(_READS), params=_QUERY)
+def test_no_query_string_makes_a_read_answer_5xx(
+    seeded: httpx.Client, path: str, params: dict[str, str]
+) -> None:
+    # A valid ?index= would block: keep any wait short.
+    params = {**params, "wait": "1ms"} if "index" in params else params
+    assert seeded.get(path, params=params).status_code < 500
