@@ -611,10 +611,17 @@ class AsyncWatcher:
 
 
 class AsyncCache:
-    """One `AsyncWatcher` per query, started on first use."""
+    """One `AsyncWatcher` per query, started on first use.
+
+    The attributes `wait`, `min_backoff` and `max_backoff` are passed to
+    watchers started after they are set (see `AsyncClient.watch`).
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
+        self.wait = DEFAULT_WATCH_WAIT
+        self.min_backoff = DEFAULT_MIN_BACKOFF
+        self.max_backoff = DEFAULT_MAX_BACKOFF
         self._watchers: dict[CacheKey, AsyncWatcher] = {}
         self._lock = asyncio.Lock()
 
@@ -626,7 +633,14 @@ class AsyncCache:
         async with self._lock:
             watcher = self._watchers.get(key)
             if watcher is None:
-                watcher = self._client.watch(name, passing=passing, tags=tags)
+                watcher = self._client.watch(
+                    name,
+                    passing=passing,
+                    tags=tags,
+                    wait=self.wait,
+                    min_backoff=self.min_backoff,
+                    max_backoff=self.max_backoff,
+                )
                 self._watchers[key] = watcher
                 await watcher.start()
         return watcher

@@ -676,10 +676,17 @@ class Watcher:
 
 
 class Cache:
-    """One `Watcher` per query, started on first use; see `Client.cache`."""
+    """One `Watcher` per query, started on first use; see `Client.cache`.
+
+    The attributes `wait`, `min_backoff` and `max_backoff` are passed to
+    watchers started after they are set (see `Client.watch`).
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self.wait = DEFAULT_WATCH_WAIT
+        self.min_backoff = DEFAULT_MIN_BACKOFF
+        self.max_backoff = DEFAULT_MAX_BACKOFF
         self._watchers: dict[CacheKey, Watcher] = {}
         self._lock = threading.Lock()
 
@@ -691,7 +698,14 @@ class Cache:
         with self._lock:
             watcher = self._watchers.get(key)
             if watcher is None:
-                watcher = self._client.watch(name, passing=passing, tags=tags)
+                watcher = self._client.watch(
+                    name,
+                    passing=passing,
+                    tags=tags,
+                    wait=self.wait,
+                    min_backoff=self.min_backoff,
+                    max_backoff=self.max_backoff,
+                )
                 self._watchers[key] = watcher
                 watcher.start()
         return watcher
