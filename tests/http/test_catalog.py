@@ -107,6 +107,25 @@ def test_register_requires_node_and_address(http: httpx.Client, unique: str) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        ({"ID": "x"}, "Must provide service name with ID"),
+        ({"Service": "x", "Address": "0.0.0.0"}, "Invalid service address"),
+        ({"Port": 80}, "Missing service name"),
+    ],
+)
+def test_register_rejects_a_service_consul_would_refuse(
+    http: httpx.Client, unique: str, service: dict[str, object], message: str
+) -> None:
+    response = http.put(
+        "/v1/catalog/register",
+        json={"Node": unique, "Address": "10.0.0.9", "Service": service},
+    )
+    assert (response.status_code, response.text) == (400, message)
+    assert http.get(f"/v1/catalog/node/{unique}").json() is None
+
+
 def test_deregister_a_service_keeps_the_node(
     client: consul.Consul, unique: str
 ) -> None:
@@ -254,6 +273,16 @@ def test_node_returns_the_node_and_a_map_of_its_services(
 def test_node_that_does_not_exist_is_null(http: httpx.Client) -> None:
     response = http.get("/v1/catalog/node/no-such-node")
     assert (response.status_code, response.json()) == (200, None)
+
+
+def test_node_services_of_an_unknown_node_is_an_object_of_nulls(
+    http: httpx.Client,
+) -> None:
+    response = http.get("/v1/catalog/node-services/no-such-node")
+    assert (response.status_code, response.json()) == (
+        200,
+        {"Node": None, "Services": None},
+    )
 
 
 def test_node_services_returns_the_node_and_a_list_of_services(

@@ -45,12 +45,10 @@ async def register(agent: Agent, request: Request) -> Response:
         meta=meta,
     )
     service = None
-    if data.get("Service"):
-        service, _ = wire.to_service(
-            data["Service"],  # type: ignore[arg-type]
-            node=node_name,
-            name_field="Service",
-        )
+    body = data.get("Service")
+    if isinstance(body, dict) and body:
+        _check_catalog_service(body)
+        service, _ = wire.to_service(body, node=node_name, name_field="Service")
     checks = _catalog_checks(agent, data, node_name, service)
     # Everything is validated; now apply, then persist as one batch.
     now = agent.now()
@@ -63,6 +61,18 @@ async def register(agent: Agent, request: Request) -> Response:
     commits.extend(catalog.register_check(c, now=now) for c in checks if c not in own)
     await agent.persist(_merge(commits))
     return json_response(True)
+
+
+def _check_catalog_service(body: decode.Decoded) -> None:
+    """Consul's servicePreApply (agent/consul/catalog_endpoint.go) checks.
+
+    Consul answers these with a 500 from its RPC layer; the caller is at
+    fault, so waypost answers 400 with the same words.
+    """
+    if body.get("ID") not in (None, "") and not body.get("Service"):
+        raise InvalidRequest("Must provide service name with ID")
+    if wire.is_any_address(str(body.get("Address") or "")):
+        raise InvalidRequest("Invalid service address")
 
 
 def _catalog_checks(
@@ -279,7 +289,9 @@ async def node_services(agent: Agent, request: Request) -> Query:
     def render() -> Response:
         found = agent.catalog.nodes.get(name)
         if found is None:
-            return json_response(None)
+            # Consul returns &out.NodeServices, a zero NodeServiceList for an
+            # unknown node: an object of nulls, never a bare null.
+            return json_response({"Node": None, "Services": None})
         items = [wire.node_service_json(s) for s in agent.catalog.node_services(name)]
         items = filtering.apply(request, items, _schema("NODE_SERVICE"))
         return json_response({"Node": wire.node_json(found), "Services": items})
