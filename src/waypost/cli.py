@@ -167,3 +167,5 @@ def entrypoint() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     entrypoint()
+
+from waypost import commands as _commands  # noqa: E402,F401  (registers the operator commands)

@@ -1,0 +1,504 @@
+"""Operator commands: `waypost services`, `instances`, `members`, `register`,
+`deregister`, `watch`, `kv get|put|delete`, `maint`.
+
+Built only on the public client (`waypost.client`), as Consul's `command/`
+is built on `api/`. Tables on a terminal, plain columns in a pipe, `--json`
+for scripts. Exit status:
+
+    0  done
+    1  the registry refused the request (bad input, CAS failed)
+    2  usage error (click)
+    3  not found: no such key or service ID, or no instance matched
+    4  the registry is unreachable or failing
+
+Every command takes `--http-addr` (or `WAYPOST_HTTP_ADDR` / `CONSUL_HTTP_ADDR`)
+and `--token` (or `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`); Consul's
+single-dash spellings (`-http-addr`, `-service`, `-enable`…) work too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+import msgspec
+
+from waypost.cli import main
+
+if TYPE_CHECKING:
+    from waypost.client import Client, Instance, InstanceSet
+
+R = TypeVar("R")
+
+EXIT_REFUSED = 1
+EXIT_NOT_FOUND = 3
+EXIT_UNAVAILABLE = 4
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+class Context(msgspec.Struct, kw_only=True):
+    """What every command gets from the shared options."""
+
+    http_addr: str | None
+    token: str | None
+    as_json: bool
+
+    def client(self) -> Client:
+        from waypost.client import Client
+
+        return Client(self.http_addr, token=self.token)
+
+
+def client_options(command: Callable[..., R]) -> Callable[..., R]:
+    """`--http-addr`, `--token`, `--json`, and the error handling around them."""
+
+    @functools.wraps(command)
+    def run(
+        http_addr: str | None, token: str | None, as_json: bool, **kwargs: object
+    ) -> R:
+        ctx = Context(http_addr=http_addr, token=token, as_json=as_json)
+        with _errors(ctx):
+            return command(ctx, **kwargs)
+
+    run = click.option(
+        "--json", "-json", "as_json", is_flag=True, help="Print JSON, for scripts."
+    )(run)
+    run = click.option(
+        "--token",
+        "-token",
+        envvar=["WAYPOST_HTTP_TOKEN", "CONSUL_HTTP_TOKEN"],
+        help="ACL token [env: WAYPOST_HTTP_TOKEN, CONSUL_HTTP_TOKEN].",
+    )(run)
+    return click.option(
+        "--http-addr",
+        "-http-addr",
+        envvar=["WAYPOST_HTTP_ADDR", "CONSUL_HTTP_ADDR"],
+        help=(
+            "Registry address, HOST:PORT or URL [default: 127.0.0.1:8500;"
+            " env: WAYPOST_HTTP_ADDR, CONSUL_HTTP_ADDR]."
+        ),
+    )(run)
+
+
+@contextlib.contextmanager
+def _errors(ctx: Context) -> Iterator[None]:
+    """One line on stderr that says what to do, and an exit status to test."""
+    from waypost.client import (
+        NotFound,
+        RegistryConnectError,
+        RegistryUnavailable,
+        RequestRejected,
+        WaypostError,
+    )
+    from waypost.client._base import resolve_settings
+
+    try:
+        yield
+    except RegistryConnectError:
+        address = resolve_settings(ctx.http_addr).address
+        _fail(
+            f"cannot reach the registry at {address} — is `waypost agent` running?"
+            " (set --http-addr or WAYPOST_HTTP_ADDR to point elsewhere)",
+            EXIT_UNAVAILABLE,
+        )
+    except RegistryUnavailable as exc:
+        _fail(f"the registry could not serve the request: {exc}", EXIT_UNAVAILABLE)
+    except NotFound as exc:
+        _fail(f"not found: {exc}", EXIT_NOT_FOUND)
+    except RequestRejected as exc:
+        _fail(f"the registry refused the request: {exc}", EXIT_REFUSED)
+    except WaypostError as exc:
+        _fail(str(exc), EXIT_REFUSED)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"waypost: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _print_json(value: object) -> None:
+    click.echo(msgspec.json.encode(value).decode())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A rich table on a terminal; aligned plain columns in a pipe."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    cells = [[str(cell) for cell in row] for row in rows]
+    if console.is_terminal:
+        table = Table(*headers, header_style="bold")
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [
+        max([len(h), *(len(row[n]) for row in cells)]) for n, h in enumerate(headers)
+    ]
+    for row in [list(headers), *cells]:
+        click.echo(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _instance_json(instance: Instance) -> dict[str, object]:
+    data: dict[str, object] = msgspec.to_builtins(instance)
+    data["weight"] = instance.weight
+    return data
+
+
+def _instance_rows(found: InstanceSet) -> list[list[object]]:
+    return [
+        [
+            i.service_id,
+            i.endpoint,
+            i.status.value,
+            f"{i.weight:g}",
+            i.node,
+            ",".join(i.tags),
+        ]
+        for i in found
+    ]
+
+
+_INSTANCE_HEADERS = ("ID", "ADDRESS", "STATUS", "WEIGHT", "NODE", "TAGS")
+
+
+def _show_instances(ctx: Context, name: str, found: InstanceSet) -> None:
+    if ctx.as_json:
+        _print_json([_instance_json(i) for i in found])
+    elif found:
+        _table(_INSTANCE_HEADERS, _instance_rows(found))
+    if not found:
+        _fail(f"no instance of {name!r} matched", EXIT_NOT_FOUND)
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@main.command()
+@client_options
+def services(ctx: Context) -> None:
+    """List the services in the catalog, with their tags."""
+    with ctx.client() as client:
+        found = client.services()
+    if ctx.as_json:
+        _print_json(found)
+        return
+    _table(("SERVICE", "TAGS"), [[n, ",".join(t)] for n, t in sorted(found.items())])
+
+
+@main.command()
+@click.argument("name")
+@click.option("--passing", "-passing", is_flag=True, help="Only passing instances.")
+@click.option("--tag", "-tag", "tags", multiple=True, help="Only with this tag.")
+@client_options
+def instances(ctx: Context, name: str, passing: bool, tags: tuple[str, ...]) -> None:
+    """List the instances of service NAME (exit 3 when none match)."""
+    with ctx.client() as client:
+        found = client.instances(name, passing=passing, tags=tags)
+    _show_instances(ctx, name, found)
+
+
+@main.command()
+@click.option(
+    "--service",
+    "-service",
+    help="List the instances of this service instead of registry nodes.",
+)
+@client_options
+def members(ctx: Context, service: str | None) -> None:
+    """List registry nodes, or a service's instances with `-service NAME`."""
+    with ctx.client() as client:
+        if service:
+            _show_instances(ctx, service, client.instances(service))
+            return
+        found = client.members()
+    if ctx.as_json:
+        _print_json(found)
+        return
+    _table(
+        ("NODE", "ADDRESS", "STATUS", "DC", "BUILD"),
+        [
+            [
+                m.name,
+                f"{m.address}:{m.port}",
+                "alive" if m.status == 1 else f"status {m.status}",
+                m.datacenter,
+                m.build,
+            ]
+            for m in found
+        ],
+    )
+
+
+# ---------------------------------------------------------------- registration
+
+
+def _parse_meta(pairs: Sequence[str]) -> dict[str, str]:
+    meta = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--meta")
+        meta[key] = value
+    return meta
+
+
+@main.command()
+@click.argument("name")
+@click.option("--port", "-port", type=int, required=True, help="The instance's port.")
+@click.option("--address", "-address", default="", help="Its address [node's].")
+@click.option("--id", "-id", "service_id", help="Service ID [NAME-HOST-PORT].")
+@click.option("--tag", "-tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--meta", "-meta", "meta", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--weight", "-weight", type=int, help="Traffic weight; 0 drains it.")
+@click.option(
+    "--ttl",
+    "-ttl",
+    help="Add a TTL check (e.g. 10s); it starts passing and turns critical"
+    " unless something heartbeats it.",
+)
+@client_options
+def register(
+    ctx: Context,
+    name: str,
+    port: int,
+    address: str,
+    service_id: str | None,
+    tags: tuple[str, ...],
+    meta: tuple[str, ...],
+    weight: int | None,
+    ttl: str | None,
+) -> None:
+    """Register one instance of service NAME on the agent; print its ID."""
+    with ctx.client() as client:
+        registered = client.register_service(
+            name,
+            port=port,
+            address=address,
+            service_id=service_id,
+            tags=tags,
+            meta=_parse_meta(meta),
+            weight=weight,
+            ttl=ttl,
+        )
+    if ctx.as_json:
+        check = {"CheckID": f"service:{registered}"} if ttl else {}
+        _print_json({"ID": registered, **check})
+    else:
+        click.echo(registered)
+
+
+@main.command()
+@click.argument("service_id", metavar="ID")
+@client_options
+def deregister(ctx: Context, service_id: str) -> None:
+    """Deregister the service instance ID from the agent (exit 3 if unknown)."""
+    with ctx.client() as client:
+        client.deregister(service_id)
+    if ctx.as_json:
+        _print_json({"ID": service_id, "Deregistered": True})
+    else:
+        click.echo(f"deregistered {service_id}")
+
+
+# ---------------------------------------------------------------- watch
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and Ctrl-C end `watch` quietly, with status 0."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--passing/--any",
+    "-passing/-any",
+    default=True,
+    show_default=True,
+    help="Only passing instances, or every instance.",
+)
+@click.option("--tag", "-tag", "tags", multiple=True, help="Only with this tag.")
+@client_options
+def watch(ctx: Context, name: str, passing: bool, tags: tuple[str, ...]) -> None:
+    """Print service NAME's instances, then every change as it happens.
+
+    Runs until Ctrl-C or SIGTERM. While the registry is unreachable it says
+    so once, and goes on when it is back. With --json: one JSON object per
+    line (index, stale, instances).
+    """
+
+    changes: queue.Queue[InstanceSet] = queue.Queue()
+    with ctx.client() as client, _stop_on_signals():
+        watcher = client.watch(name, passing=passing, tags=tags, on_change=changes.put)
+        with watcher:
+            watcher.instances()  # raises if the registry never answered
+            while True:
+                _show_change(ctx, name, changes.get())
+
+
+def _show_change(ctx: Context, name: str, found: InstanceSet) -> None:
+    if ctx.as_json:
+        _print_json(
+            {
+                "service": name,
+                "index": found.index,
+                "stale": found.is_stale,
+                "error": found.error,
+                "instances": [_instance_json(i) for i in found],
+            }
+        )
+        return
+    if found.is_stale:
+        click.echo(
+            f"{name}: registry unreachable ({found.error}); last known set below"
+        )
+    click.echo(f"{name}: {len(found)} instance(s) at index {found.index}")
+    for instance in found:
+        click.echo(
+            f"  {instance.service_id}  {instance.endpoint}  {instance.status.value}"
+        )
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- kv
+
+
+@main.group()
+def kv() -> None:
+    """Read and write the key/value store."""
+
+
+@kv.command("get")
+@click.argument("key")
+@click.option("--recurse", "-recurse", is_flag=True, help="Every key under KEY.")
+@client_options
+def kv_get(ctx: Context, key: str, recurse: bool) -> None:
+    """Print the value of KEY (exit 3 if it does not exist)."""
+    with ctx.client() as client:
+        if recurse:
+            entries = client.kv_list(key)
+        else:
+            entry = client.kv_get(key)
+            entries = [] if entry is None else [entry]
+    if not entries:
+        _fail(f"no key {key!r}", EXIT_NOT_FOUND)
+    if ctx.as_json:
+        rows = [
+            {
+                "key": e.key,
+                "value": (e.value or b"").decode(errors="replace"),
+                "flags": e.flags,
+                "modify_index": e.modify_index,
+            }
+            for e in entries
+        ]
+        _print_json(rows if recurse else rows[0])
+    elif recurse:
+        for e in entries:
+            click.echo(f"{e.key}:{(e.value or b'').decode(errors='replace')}")
+    else:
+        sys.stdout.buffer.write(entries[0].value or b"")
+        sys.stdout.buffer.write(b"\n")
+
+
+@kv.command("put")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--flags", "-flags", type=int, default=0, help="Opaque number to keep.")
+@click.option("--cas", "-cas", type=int, help="Write only at this ModifyIndex.")
+@client_options
+def kv_put(
+    ctx: Context, key: str, value: str | None, flags: int, cas: int | None
+) -> None:
+    """Set KEY to VALUE (`-` or nothing reads standard input)."""
+    data = sys.stdin.buffer.read() if value in (None, "-") else str(value).encode()
+    with ctx.client() as client:
+        written = client.kv_put(key, data, flags=flags, cas=cas)
+    if not written:
+        _fail(f"did not write {key!r}: CAS index {cas} is not current", EXIT_REFUSED)
+    if ctx.as_json:
+        _print_json({"key": key, "written": True})
+    else:
+        click.echo(f"Success! Data written to: {key}")
+
+
+@kv.command("delete")
+@click.argument("key")
+@click.option("--recurse", "-recurse", is_flag=True, help="Every key under KEY.")
+@click.option("--cas", "-cas", type=int, help="Delete only at this ModifyIndex.")
+@client_options
+def kv_delete(ctx: Context, key: str, recurse: bool, cas: int | None) -> None:
+    """Delete KEY (or every key under it with --recurse)."""
+    with ctx.client() as client:
+        deleted = client.kv_delete(key, recurse=recurse, cas=cas)
+    if not deleted:
+        _fail(f"did not delete {key!r}: CAS index {cas} is not current", EXIT_REFUSED)
+    if ctx.as_json:
+        _print_json({"key": key, "deleted": True})
+    else:
+        click.echo(f"Success! Deleted key: {key}")
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+@main.command()
+@click.option("--enable", "-enable", "mode", flag_value="enable", help="Enter.")
+@click.option("--disable", "-disable", "mode", flag_value="disable", help="Leave.")
+@click.option("--service", "-service", "service_id", help="One service ID only.")
+@click.option("--reason", "-reason", default="", help="Why (shown in the check).")
+@client_options
+def maint(ctx: Context, mode: str | None, service_id: str | None, reason: str) -> None:
+    """Put the node or a service in maintenance, or list what is in it.
+
+    In maintenance an instance is critical, so discovery skips it.
+    """
+    with ctx.client() as client:
+        if mode is not None:
+            client.maintenance(mode == "enable", reason=reason, service_id=service_id)
+            what = f"service {service_id}" if service_id else "node"
+            if ctx.as_json:
+                _print_json({"target": what, "maintenance": mode == "enable"})
+            else:
+                click.echo(f"{what}: maintenance {mode}d")
+            return
+        checks = [
+            c
+            for c in client.checks()
+            if c.check_id == "_node_maintenance"
+            or c.check_id.startswith("_service_maintenance:")
+        ]
+    if ctx.as_json:
+        _print_json([{"service_id": c.service_id, "reason": c.notes} for c in checks])
+        return
+    _table(
+        ("TARGET", "REASON"),
+        [
+            [f"service {c.service_id}" if c.service_id else "node", c.notes]
+            for c in checks
+        ],
+    )
