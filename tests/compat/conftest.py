@@ -5,11 +5,15 @@ Upstream (criteo/py-consul, tests/conftest.py) starts a fresh `consul agent
 binaries) and hands tests `consul_port` == (port, version) and `consul_obj`
 == (consul.Consul(port=port), version), the version being read back from
 `/v1/agent/self` `Config.Version`. We keep those shapes exactly, with a fresh
-`waypost agent --dev` in place of the Consul binary.
+`waypost agent --dev` in place of the Consul binary (with `--enable-script-checks`
+when waypost has it, as upstream sets `"enable_script_checks": true`).
 """
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -53,9 +57,23 @@ def get_consul_version(port: int) -> str:
     return str(response.json()["Config"]["Version"]).strip()
 
 
+@functools.cache
+def agent_args() -> tuple[str, ...]:
+    """Upstream's agent config sets `"enable_script_checks": True`; pass
+    waypost's equivalent flag when this waypost has it."""
+    usage = subprocess.run(
+        [sys.executable, "-m", "waypost", "agent", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    return ("--enable-script-checks",) if "--enable-script-checks" in usage else ()
+
+
 @pytest.fixture
 def consul_instance() -> Iterator[tuple[int, str]]:
-    with run_agent() as agent:
+    with run_agent(extra_args=list(agent_args())) as agent:
         # py-consul's default host is 127.0.0.1, as is the agent's.
         assert agent.host == "127.0.0.1"
         bootstrap(agent.port)
