@@ -17,7 +17,7 @@ def _check(http: httpx.Client, check_id: str) -> dict[str, str]:
 def test_a_ttl_check_turns_critical_with_ttl_expired_when_not_refreshed(
     client: consul.Consul, http: httpx.Client, unique: str
 ) -> None:
-    client.agent.service.register(unique, check=consul.Check.ttl("500ms"))
+    client.agent.service.register(unique, check=consul.Check.ttl("1s"))
     check_id = f"service:{unique}"
     assert client.agent.check.ttl_pass(check_id) is True
     assert _check(http, check_id)["Status"] == "passing"
@@ -30,7 +30,7 @@ def test_a_ttl_check_turns_critical_with_ttl_expired_when_not_refreshed(
 def test_a_heartbeat_brings_an_expired_check_back(
     http: httpx.Client, unique: str
 ) -> None:
-    register(http, {"Name": unique, "Check": {"TTL": "300ms", "Status": "passing"}})
+    register(http, {"Name": unique, "Check": {"TTL": "1s", "Status": "passing"}})
     check_id = f"service:{unique}"
     wait_until(lambda: _check(http, check_id)["Status"] == "critical", timeout=10)
 
