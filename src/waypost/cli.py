@@ -15,10 +15,13 @@ import click
 
 from waypost import __version__
 from waypost.config import (
+    DEFAULT_CHECK_CONCURRENCY,
     DEFAULT_DATA_DIR,
     DEFAULT_DATACENTER,
     DEFAULT_HTTP_HOST,
     DEFAULT_HTTP_PORT,
+    DEFAULT_SELF_PRESERVATION_THRESHOLD,
+    DEFAULT_SELF_PRESERVATION_WINDOW,
     AgentConfig,
 )
 from waypost.exceptions import StartupError
@@ -34,6 +37,7 @@ _CONSUL_FLAGS = {
     "-server": "--server",
     "-bootstrap": "--bootstrap",
     "-log-level": "--log-level",
+    "-enable-script-checks": "--enable-script-checks",
 }
 
 
@@ -95,6 +99,47 @@ def main() -> None:
     ),
     help="How much to log.",
 )
+@click.option(
+    "--enable-script-checks",
+    is_flag=True,
+    help="Run checks with Args (scripts); off: registering one is a 400.",
+)
+@click.option(
+    "--self-preservation",
+    type=click.Choice(["on", "off"], case_sensitive=False),
+    default="on",
+    show_default=True,
+    help="Hold TTL expiry and reaping when many clients go quiet at once.",
+)
+@click.option(
+    "--self-preservation-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=DEFAULT_SELF_PRESERVATION_THRESHOLD,
+    show_default=True,
+    help="Fraction of TTL checks going quiet within the window that engages it.",
+)
+@click.option(
+    "--self-preservation-window",
+    default=f"{DEFAULT_SELF_PRESERVATION_WINDOW:g}s",
+    show_default=True,
+    help="Window the brake counts expiries over (a duration: 30s, 1m).",
+)
+@click.option(
+    "--panic-threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="When fewer than this fraction of a service's instances pass,"
+    " ?passing returns all of them (0: off; per service: Meta"
+    " waypost-panic-threshold).",
+)
+@click.option(
+    "--check-concurrency",
+    type=click.IntRange(1),
+    default=DEFAULT_CHECK_CONCURRENCY,
+    show_default=True,
+    help="Most active checks probing at once.",
+)
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -108,6 +153,12 @@ def agent(
     node: str | None,
     datacenter: str,
     log_level: str,
+    enable_script_checks: bool,
+    self_preservation: str,
+    self_preservation_threshold: float,
+    self_preservation_window: str,
+    panic_threshold: float,
+    check_concurrency: int,
     server: bool,
     bootstrap: bool,
 ) -> None:
@@ -136,6 +187,12 @@ def agent(
         dev=dev,
         datacenter=datacenter,
         log_level=level.lower(),
+        enable_script_checks=enable_script_checks,
+        self_preservation=self_preservation.lower() == "on",
+        self_preservation_threshold=self_preservation_threshold,
+        self_preservation_window=_window(self_preservation_window),
+        panic_threshold=panic_threshold,
+        check_concurrency=check_concurrency,
         **({"node": node} if node else {}),
     )
     from waypost.server import Agent
@@ -146,6 +203,21 @@ def agent(
     except StartupError as exc:
         click.echo(f"waypost: error: {exc}", err=True)
         sys.exit(1)
+
+
+def _window(value: str) -> float:
+    from waypost.http.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise click.BadParameter(
+            f"{value!r} is not a positive duration (e.g. 30s, 1m)",
+            param_hint="--self-preservation-window",
+        )
+    return seconds
 
 
 def _run(coro: object) -> None:

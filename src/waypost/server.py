@@ -18,13 +18,17 @@ from collections.abc import Callable
 
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION, AgentConfig
-from waypost.core.catalog import Catalog, Commit
+from waypost.core.brake import Brake, BrakeSettings
+from waypost.core.catalog import CHECKS, Catalog, Commit
+from waypost.core.checkstate import CheckStates
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus, Node, Service
 from waypost.core.watch import Watchers
 from waypost.exceptions import StartupError
 from waypost.http.app import ConsulAPI
 from waypost.http.blocking import ResponseCache
 from waypost.http.protocol import ConnectionTracker, HttpProtocol
+from waypost.runner.probes import require_scripts_enabled
+from waypost.runner.scheduler import CheckRunner
 from waypost.store.base import Store
 from waypost.store.memory import MemoryStore
 
@@ -65,6 +69,22 @@ class Agent:
         self._stop = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self.bound_port = config.http_port
+        self.brake = Brake(
+            BrakeSettings(
+                enabled=config.self_preservation,
+                threshold=config.self_preservation_threshold,
+                window=config.self_preservation_window,
+            )
+        )
+        self.check_states = CheckStates()
+        self.runner = CheckRunner(
+            node=config.node,
+            report=self.report_check,
+            catalog=self.catalog,
+            enable_scripts=config.enable_script_checks,
+            concurrency=config.check_concurrency,
+        )
+        self._reports: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ writes
 
@@ -76,6 +96,54 @@ class Agent:
             await self.store.commit(commit.rows, commit.index)
         if commit.topics:
             self.watchers.notify(commit.topics)
+            self.runner.notice(commit.topics)
+        for table, key, value in commit.rows:
+            if table == CHECKS:
+                self._sync_check(key, value)
+
+    def _sync_check(self, key: str, value: object) -> None:
+        """Keep the runner and hysteresis in step with a persisted check row."""
+        if isinstance(value, Check):
+            self.runner.sync(value)
+            return
+        node, _, check_id = key.partition("\x00")
+        self.runner.remove((node, check_id))
+        self.check_states.forget((node, check_id))
+
+    def report_check(
+        self, node: str, check_id: str, status: HealthStatus, output: str
+    ) -> None:
+        """The one way a check result enters the registry (runner → core).
+
+        Hysteresis decides whether the result changes the status; the catalog
+        applies it (output-only changes bump nothing); the change is persisted
+        as a task. Does not block.
+        """
+        check = self.catalog.get_check(node, check_id)
+        if check is None:
+            return
+        decided = self.check_states.observe((node, check_id), check.definition, status)
+        if decided is None:
+            return
+        commit = self.catalog.update_check(
+            node, check_id, decided, output, now=self.now()
+        )
+        if commit is not None:
+            task = asyncio.create_task(self._persist_report(commit))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
+
+    async def _persist_report(self, commit: Commit) -> None:
+        try:
+            await self.persist(commit)
+        except Exception:
+            logger.exception("could not persist a check result")
+
+    def validate_check(self, check: Check) -> None:
+        """Refuse what this agent would not run (script checks unless enabled)."""
+        require_scripts_enabled(
+            check.definition, enabled=self.config.enable_script_checks
+        )
 
     def now(self) -> float:
         return self.clock()
@@ -129,12 +197,14 @@ class Agent:
     async def _run_timer(self) -> None:
         while True:
             now = self.now()
-            for commit in self.catalog.expire(now):
+            for commit in self.catalog.expire(now, self.brake):
                 try:
                     await self.persist(commit)
                 except Exception:
                     logger.exception("could not persist an expiry")
-            deadline = self.catalog.next_deadline()
+            for notice in self.brake.drain_notices():
+                logger.warning(notice)
+            deadline = None if self.brake.engaged else self.catalog.next_deadline()
             delay = TIMER_TICK if deadline is None else deadline - self.now()
             await asyncio.sleep(min(max(delay, 0.005), TIMER_TICK))
 
@@ -155,6 +225,9 @@ class Agent:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
+        await self.runner.stop()
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
         await self.store.close()
 
     async def serve(self, sock: socket.socket | None = None) -> None:
