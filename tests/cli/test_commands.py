@@ -1,0 +1,204 @@
+"""The real `waypost` command (a subprocess) against a real agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+
+from tests.client.conftest import free_port
+from waypost.testing import AgentProcess
+
+
+def waypost(
+    *args: str, agent: AgentProcess | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ}
+    env.pop("CONSUL_HTTP_ADDR", None)
+    if agent is not None:
+        env["WAYPOST_HTTP_ADDR"] = agent.address
+    return subprocess.run(
+        [sys.executable, "-m", "waypost", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=30,
+    )
+
+
+def register(agent: AgentProcess, name: str, **fields: object) -> None:
+    """Set-up straight over HTTP: only the command under test runs as a process."""
+    body = {"Name": name, "Port": 1, **fields}
+    httpx.put(f"{agent.url}/v1/agent/service/register", json=body).raise_for_status()
+
+
+def test_register_then_instances_lists_it_as_a_table_and_as_json(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    done = waypost(
+        "register", unique, "--port", "8080", "--id", f"{unique}-1",
+        "--tag", "v1", "--meta", "zone=a", "--weight", "3", "--ttl", "30s",
+        agent=shared_agent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{unique}-1"
+    table = waypost("instances", unique, "--passing", agent=shared_agent)
+    assert table.returncode == 0
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["ID", "ADDRESS", "STATUS", "WEIGHT", "NODE", "TAGS"]
+    assert row.split()[:4] == [f"{unique}-1", "127.0.0.1:8080", "passing", "3"]
+    as_json = json.loads(
+        waypost("instances", unique, "--json", agent=shared_agent).stdout
+    )
+    assert as_json[0]["service_id"] == f"{unique}-1"
+    assert as_json[0]["meta"] == {"zone": "a", "weight": "3"}
+    assert as_json[0]["weight"] == 3.0
+
+
+def test_services_prints_names_and_tags(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    register(shared_agent, unique, Tags=["blue"])
+    found = json.loads(waypost("services", "--json", agent=shared_agent).stdout)
+    assert found[unique] == ["blue"]
+    plain = waypost("services", agent=shared_agent).stdout
+    assert any(line.split() == [unique, "blue"] for line in plain.splitlines())
+
+
+def test_instances_of_nothing_exits_3_for_scripts(shared_agent: AgentProcess) -> None:
+    done = waypost("instances", "no-such-service", agent=shared_agent)
+    assert done.returncode == 3
+    assert (
+        done.stderr.strip()
+        == "waypost: error: no instance of 'no-such-service' matched"
+    )
+
+
+def test_members_takes_the_seeds_single_dash_service_flag(
+    shared_agent: AgentProcess,
+) -> None:
+    register(shared_agent, "example-service", Port=8080)
+    seed = waypost(
+        "members", "-service", "example-service", "--json", agent=shared_agent
+    )
+    assert seed.returncode == 0, seed.stderr
+    assert {i["name"] for i in json.loads(seed.stdout)} == {"example-service"}
+    nodes = json.loads(waypost("members", "--json", agent=shared_agent).stdout)
+    assert nodes[0]["name"] == "waypost-test" and nodes[0]["status"] == 1
+
+
+def test_deregister_removes_and_exits_3_when_unknown(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    register(shared_agent, unique)
+    assert waypost("deregister", unique, agent=shared_agent).returncode == 0
+    again = waypost("deregister", unique, agent=shared_agent)
+    assert again.returncode == 3
+    assert again.stderr.startswith("waypost: error: not found: Unknown service ID")
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_exits_1_with_the_registrys_reason(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    done = waypost(
+        "register", unique, "--port", "1", "--meta", "bad key=x", agent=shared_agent
+    )
+    assert done.returncode == 1
+    assert "Invalid Service Meta" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unreachable_registry_exits_4_and_says_what_to_do() -> None:
+    port = free_port()
+    done = waypost("services", "--http-addr", f"127.0.0.1:{port}")
+    assert done.returncode == 4
+    assert done.stderr == (
+        f"waypost: error: cannot reach the registry at 127.0.0.1:{port} — is"
+        " `waypost agent` running? (set --http-addr or WAYPOST_HTTP_ADDR to point"
+        " elsewhere)\n"
+    )
+
+
+def test_http_addr_flag_and_consul_env_reach_the_agent(
+    shared_agent: AgentProcess,
+) -> None:
+    flag = waypost("members", "--service", "consul", "-http-addr", shared_agent.address)
+    assert flag.returncode == 0 and "consul" in flag.stdout
+    env = {**os.environ, "CONSUL_HTTP_ADDR": shared_agent.address}
+    env.pop("WAYPOST_HTTP_ADDR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "waypost", "members", "--json"],
+        capture_output=True, text=True, env=env, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_kv_put_get_delete_round_trip(shared_agent: AgentProcess, unique: str) -> None:
+    key = f"{unique}/greeting"
+    assert waypost("kv", "put", key, "hello", agent=shared_agent).returncode == 0
+    assert waypost("kv", "get", key, agent=shared_agent).stdout == "hello\n"
+    assert (
+        waypost(
+            "kv", "put", key, "-", agent=shared_agent, stdin="from stdin"
+        ).returncode
+        == 0
+    )
+    entry = json.loads(waypost("kv", "get", key, "--json", agent=shared_agent).stdout)
+    assert entry["value"] == "from stdin"
+    stale = waypost("kv", "put", key, "x", "--cas", "1", agent=shared_agent)
+    assert stale.returncode == 1 and "CAS" in stale.stderr
+    assert waypost("kv", "delete", key, agent=shared_agent).returncode == 0
+    assert waypost("kv", "get", key, agent=shared_agent).returncode == 3
+
+
+def test_maint_enables_lists_and_disables_service_maintenance(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    register(shared_agent, unique)
+    on = waypost(
+        "maint", "-enable", "-service", unique, "-reason", "deploy", agent=shared_agent
+    )
+    assert on.returncode == 0, on.stderr
+    listed = json.loads(waypost("maint", "--json", agent=shared_agent).stdout)
+    assert {"service_id": unique, "reason": "deploy"} in listed
+    health = f"{shared_agent.url}/v1/health/service/{unique}?passing"
+    assert httpx.get(health).json() == []
+    off = waypost("maint", "--disable", "--service", unique, agent=shared_agent)
+    assert off.returncode == 0
+    assert len(httpx.get(health).json()) == 1
+
+
+def test_watch_prints_each_change_as_it_happens(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    env = {**os.environ, "WAYPOST_HTTP_ADDR": shared_agent.address}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "waypost", "watch", unique, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        first = json.loads(process.stdout.readline())
+        assert first["instances"] == [] and not first["stale"]
+        api = httpx.Client(base_url=shared_agent.url)
+        api.put(
+            "/v1/agent/service/register", json={"Name": unique, "ID": "w1", "Port": 1}
+        )
+        change = json.loads(process.stdout.readline())
+        assert [i["service_id"] for i in change["instances"]] == ["w1"]
+        assert change["index"] > first["index"]
+        api.put("/v1/agent/service/deregister/w1")
+        assert json.loads(process.stdout.readline())["instances"] == []
+        api.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
