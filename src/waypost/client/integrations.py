@@ -20,16 +20,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from waypost.client._async import AsyncClient, AsyncServiceRegistration
 from waypost.client._signals import exit_on_sigterm
 from waypost.client._sync import Client, ServiceRegistration
-from waypost.client.balancers import Balancer
 
 
 class WaypostLifespan:
     """An ASGI lifespan: register on startup, deregister on shutdown.
 
     Pass it as `FastAPI(lifespan=...)` or `Starlette(lifespan=...)`. While
-    the app runs, `client` and `registration` are set, and `watch()` gives
-    watchers that stop with the app. The server (uvicorn) owns SIGTERM and
-    runs the shutdown, so no signal handler is installed.
+    the app runs, `client` (an `AsyncClient`) and `registration` are set:
+    use the client for discovery (`client.watch(...)`). The server
+    (uvicorn) owns SIGTERM and runs the shutdown, so no signal handler is
+    installed.
 
     Args:
         name: the service name.
@@ -70,14 +70,6 @@ class WaypostLifespan:
         self._token = token
         self.client: AsyncClient | None = None
         self.registration: AsyncServiceRegistration | None = None
-
-    def watch(
-        self, name: str, *, balancer: Balancer | None = None
-    ) -> contextlib.AbstractAsyncContextManager[object]:
-        """An `AsyncWatcher` on another service, for use while the app runs."""
-        if self.client is None:
-            raise RuntimeError("the app is not running: no client yet")
-        return self.client.watch(name, balancer=balancer)
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: object) -> AsyncIterator[None]:
