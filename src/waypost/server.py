@@ -67,6 +67,8 @@ class Agent:
         self.node_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"waypost.{config.node}"))
         self.maintenance_reason: str | None = None
         self._stop = asyncio.Event()
+        self._timer_wake = asyncio.Event()
+        self._timer_at = 0.0
         self._timer: asyncio.Task[None] | None = None
         self.bound_port = config.http_port
         self.brake = Brake(
@@ -92,6 +94,11 @@ class Agent:
         """Make a change durable, then wake the watchers of what it touched."""
         if commit is None:
             return
+        # A change may have armed a deadline earlier than the timer's next
+        # wake-up (a new TTL check, a critical check passing again).
+        deadline = self.catalog.next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._timer_wake.set()
         if commit.rows:
             await self.store.commit(commit.rows, commit.index)
         if commit.topics:
@@ -206,7 +213,12 @@ class Agent:
                 logger.warning(notice)
             deadline = None if self.brake.engaged else self.catalog.next_deadline()
             delay = TIMER_TICK if deadline is None else deadline - self.now()
-            await asyncio.sleep(min(max(delay, 0.005), TIMER_TICK))
+            delay = min(max(delay, 0.001), TIMER_TICK)
+            self._timer_at = self.now() + delay
+            self._timer_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._timer_wake.wait()
 
     def request_shutdown(self) -> None:
         """Begin a graceful stop (PUT /v1/agent/leave, SIGTERM, SIGINT)."""

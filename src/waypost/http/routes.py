@@ -19,7 +19,17 @@ Handler = Callable[["Agent", Request], Awaitable[Response | Query]]
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
 
+
+async def index(agent: Agent, request: Request) -> Response:
+    # Consul answers its root with 200 when the UI is off; HTTP checks and
+    # load balancers point at it to ask "is the agent up?".
+    return text_response(
+        "waypost agent: Consul API without a UI. Try /v1/agent/self.\n", 200
+    )
+
+
 ROUTES: list[tuple[str, frozenset[str], Handler]] = [
+    ("/", GET, index),
     # agent
     ("/v1/agent/self", GET, agent.self_),
     ("/v1/agent/members", GET, agent.members),
@@ -92,7 +102,15 @@ class Router:
             route = prefixes.get(path[:cut])
             if route is not None:
                 return _check_method(method, route[0], route[1], path[cut:])
-        return text_response("404 page not found\n", 404)
+        if path.startswith("/v1/"):
+            return text_response(
+                "Invalid URL path: not a recognized HTTP API endpoint", 404
+            )
+        return text_response(
+            "Invalid URL path: if attempting to use the HTTP API, ensure the path"
+            " starts with '/v1/'",
+            404,
+        )
 
 
 def _check_method(
