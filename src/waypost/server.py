@@ -168,6 +168,9 @@ class Agent:
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 20)
         await self._register_self()
+        for check in self.catalog.all_checks():
+            self.runner.sync(check)
+        self.runner.start()
         self._timer = asyncio.create_task(self._run_timer(), name="waypost-timer")
 
     async def _register_self(self) -> None:
