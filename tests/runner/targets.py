@@ -108,10 +108,10 @@ class UdpEcho:
         while True:
             try:
                 _, peer = self.sock.recvfrom(2048)
+                self.received += 1
+                self.sock.sendto(b"ok", peer)
             except OSError:
                 return
-            self.received += 1
-            self.sock.sendto(b"ok", peer)
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()

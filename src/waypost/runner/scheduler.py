@@ -44,6 +44,8 @@ MIN_INTERVAL = 0.05
 ALIAS_REFRESH = 60.0
 #: How many probes may run at once.
 DEFAULT_CONCURRENCY = 512
+#: How long past its timeout a probe may run before it is cancelled.
+OVERRUN_GRACE = 0.5
 #: Later runs land within ±this fraction of the interval.
 JITTER = 0.02
 
@@ -226,7 +228,9 @@ class CheckRunner:
         if probe is None:  # pragma: no cover - is_runnable let it in
             return critical("waypost cannot run this check")
         try:
-            async with asyncio.timeout(job.timeout):
+            # Each probe keeps its own timeout (and says so in Consul's
+            # words); this one only catches a probe that overruns it.
+            async with asyncio.timeout(job.timeout + OVERRUN_GRACE):
                 return await probe(definition, job.timeout)
         except TimeoutError:
             return critical(f"Timed out ({job.timeout:g}s) running check")
