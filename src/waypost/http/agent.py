@@ -146,6 +146,7 @@ async def self_(agent: Agent, request: Request) -> Response:
                 "Index": agent.catalog.index,
                 "UptimeSeconds": round(time.time() - agent.started_at, 3),
                 "Counts": counts,
+                "SelfPreservation": msgspec.to_builtins(agent.brake.state(agent.now())),
             },
         }
     )

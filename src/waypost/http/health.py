@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from waypost.core.brake import is_panicking, panic_header, panic_threshold
 from waypost.core.catalog import T_CHECKS, node_topic, service_topic
 from waypost.core.model import HealthStatus
 from waypost.exceptions import InvalidRequest
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from waypost.server import Agent
 
 _STATES = {"any", "passing", "warning", "critical"}
+PANIC_HEADER = b"x-waypost-panic"
 
 
 async def service(agent: Agent, request: Request) -> Query:
@@ -35,22 +37,36 @@ async def service(agent: Agent, request: Request) -> Query:
     entries = agent.catalog.health_entries
 
     def render() -> Response:
-        rows = []
-        for node, instance, checks in [] if is_peer_query(request) else entries(name):
-            if not has_tags(instance, tags):
-                continue
-            if passing and any(c.status is not HealthStatus.PASSING for c in checks):
-                continue
-            if not node_meta_matches(request, node.meta):
-                continue
-            rows.append(
-                {
-                    "Node": wire.node_json(node),
-                    "Service": wire.node_service_json(instance),
-                    "Checks": [wire.check_json(c) for c in checks],
-                }
+        found = [
+            (node, instance, checks)
+            for node, instance, checks in (
+                [] if is_peer_query(request) else entries(name)
             )
-        return json_response(filtering.apply(request, rows, _schema("SERVICE_ENTRY")))
+            if has_tags(instance, tags) and node_meta_matches(request, node.meta)
+        ]
+        kept = [
+            entry
+            for entry in found
+            if not passing or all(c.status is HealthStatus.PASSING for c in entry[2])
+        ]
+        headers: list[tuple[bytes, bytes]] = []
+        if passing:  # waypost's panic threshold: too few pass, so answer them all
+            metas = [instance.meta for _, instance, _ in found]
+            threshold = panic_threshold(metas, agent.config.panic_threshold)
+            if is_panicking(len(kept), len(found), threshold):
+                note = panic_header(len(kept), len(found), threshold)
+                headers.append((PANIC_HEADER, note.encode()))
+                kept = found
+        rows = [
+            {
+                "Node": wire.node_json(node),
+                "Service": wire.node_service_json(instance),
+                "Checks": [wire.check_json(c) for c in checks],
+            }
+            for node, instance, checks in kept
+        ]
+        rows = filtering.apply(request, rows, _schema("SERVICE_ENTRY"))
+        return json_response(rows, headers=headers)
 
     return Query([service_topic(name)], render)
 

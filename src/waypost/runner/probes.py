@@ -234,13 +234,13 @@ _TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
 def _tls_context(skip_verify: bool, *, alpn: list[str] | None = None) -> ssl.SSLContext:
     """One context per verify mode (building one loads every CA certificate)."""
     if alpn:
-        context = _new_tls_context(skip_verify)
-        context.set_alpn_protocols(alpn)
-        return context
-    context = _TLS_CONTEXTS.get(skip_verify)
-    if context is None:
-        context = _TLS_CONTEXTS[skip_verify] = _new_tls_context(skip_verify)
-    return context
+        fresh = _new_tls_context(skip_verify)
+        fresh.set_alpn_protocols(alpn)
+        return fresh
+    cached = _TLS_CONTEXTS.get(skip_verify)
+    if cached is None:
+        cached = _TLS_CONTEXTS[skip_verify] = _new_tls_context(skip_verify)
+    return cached
 
 
 def _new_tls_context(skip_verify: bool) -> ssl.SSLContext:
@@ -360,8 +360,11 @@ async def probe_grpc(definition: CheckDefinition, time_limit: float) -> ProbeRes
     grpcio is imported on first use: agents without gRPC checks never load it.
     """
     try:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        import grpc  # type: ignore[import-untyped]
+        from grpc_health.v1 import (  # type: ignore[import-untyped]
+            health_pb2,
+            health_pb2_grpc,
+        )
     except ImportError:  # pragma: no cover - an optional dependency
         return critical("gRPC checks need grpcio: pip install 'waypost[grpc]'")
     target = definition.grpc
