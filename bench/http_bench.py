@@ -179,7 +179,7 @@ def main() -> None:
             duration=duration,
             script=TTL_LUA.replace("%d", "1000"),
         )
-        self_info = httpx.get(durable.url + "/v1/agent/self").json()["Waypost"]
+        self_info = httpx.get(durable.url + "/v1/agent/self").json()["Stats"]["waypost"]
     finally:
         dev.stop()
         durable.stop()

@@ -59,9 +59,16 @@ def passing_ids(api: httpx.Client, name: str) -> set[str]:
 
 
 def brake(api: httpx.Client) -> dict[str, object]:
-    state = api.get("/v1/agent/self").json()["Waypost"]["SelfPreservation"]
+    """The brake's state from /v1/agent/self (Stats.self_preservation, strings)."""
+    state = api.get("/v1/agent/self").json()["Stats"]["self_preservation"]
     assert isinstance(state, dict)
-    return state
+    return {key: _typed(value) for key, value in state.items()}
+
+
+def _typed(value: str) -> object:
+    if value in ("true", "false"):
+        return value == "true"
+    return int(value) if value.isdigit() else value
 
 
 # ---------------------------------------------------------------- expiry, reaping

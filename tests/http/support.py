@@ -22,7 +22,7 @@ def registry_index(http: httpx.Client) -> int:
     """The agent's global index: bumped by every accepted change."""
     response = http.get("/v1/agent/self")
     response.raise_for_status()
-    return int(response.json()["Waypost"]["Index"])
+    return int(response.json()["Stats"]["waypost"]["index"])
 
 
 def agent_services(http: httpx.Client) -> dict[str, Any]:

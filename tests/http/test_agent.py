@@ -51,9 +51,23 @@ def test_self_keeps_waypost_version_apart_from_the_consul_version(
     client: consul.Consul,
 ) -> None:
     me = client.agent.self()
-    assert me["Waypost"]["Version"] == waypost.__version__
+    assert me["Stats"]["waypost"]["version"] == waypost.__version__
     assert me["Config"]["Version"] != waypost.__version__
-    assert me["Waypost"]["Index"] >= 1
+    assert int(me["Stats"]["waypost"]["index"]) >= 1
+    # Consul's Self has exactly these keys; clients check the set.
+    assert set(me) == {
+        "Config",
+        "DebugConfig",
+        "Coord",
+        "Member",
+        "Stats",
+        "Meta",
+        "xDS",
+    }
+    # Go clients decode Stats as map[string]map[string]string.
+    assert all(
+        isinstance(v, str) for group in me["Stats"].values() for v in group.values()
+    )
 
 
 def test_self_stats_name_the_leader_that_status_reports(client: consul.Consul) -> None:

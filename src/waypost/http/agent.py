@@ -134,22 +134,35 @@ async def self_(agent: Agent, request: Request) -> Response:
                     "server": "true",
                 },
                 "raft": {"state": "Leader", "num_peers": "0"},
+                # waypost's own identity and state, apart from the Consul level
+                # it claims. Consul's Stats is map[string]map[string]string (Go
+                # clients decode it so), hence strings only, and no new
+                # top-level key (clients check Self's exact key set).
+                "waypost": {
+                    "version": __version__,
+                    "store": agent.store.description,
+                    "index": str(agent.catalog.index),
+                    "uptime_seconds": f"{time.time() - agent.started_at:.3f}",
+                    **{name: str(count) for name, count in counts.items()},
+                },
+                "self_preservation": _strings(
+                    msgspec.to_builtins(agent.brake.state(agent.now()))
+                ),
             },
             "Meta": {"consul-network-segment": ""},
             # A dev-mode Consul (1.13.8+) lists xDS; py-consul's tests expect
             # the key. waypost serves no xDS, hence null.
             "xDS": None,
-            # waypost's own identity, apart from the Consul level it claims.
-            "Waypost": {
-                "Version": __version__,
-                "Store": agent.store.description,
-                "Index": agent.catalog.index,
-                "UptimeSeconds": round(time.time() - agent.started_at, 3),
-                "Counts": counts,
-                "SelfPreservation": msgspec.to_builtins(agent.brake.state(agent.now())),
-            },
         }
     )
+
+
+def _strings(values: dict[str, object]) -> dict[str, str]:
+    """Go-style string rendering of a flat dict (bools as true/false)."""
+    return {
+        key: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for key, value in values.items()
+    }
 
 
 async def members(agent: Agent, request: Request) -> Response:
