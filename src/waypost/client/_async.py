@@ -56,9 +56,7 @@ class AsyncClient:
         verify: TLS: False, True, or a CA bundle path.
         cert: client certificate path, or (certificate, key) paths.
         timeout: seconds for one plain request.
-        max_connections: connection pool size; each running watcher holds
-            one connection in its blocking query, so size it above the
-            number of watchers.
+        max_connections: connection pool size (watchers have their own).
 
     Example::
 
@@ -80,24 +78,28 @@ class AsyncClient:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
+        self._ssl_context = _base.ssl_context(self.settings)
+        self._http = self._make_http(max_connections)
+        self._cache: AsyncCache | None = None
+
+    def _make_http(self, max_connections: int) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(
-            **_base.transport_options(self.settings, max_connections)  # type: ignore[arg-type]
+            **_base.transport_options(self._ssl_context, max_connections)  # type: ignore[arg-type]
         )
-        self._http = httpx.AsyncClient(
+        return httpx.AsyncClient(
             transport=transport,
             **_base.httpx_options(self.settings),  # type: ignore[arg-type]
         )
-        self._cache: AsyncCache | None = None
 
     @property
     def address(self) -> str:
         """The registry's `host:port`."""
         return self.settings.address
 
-    async def _run(self, call: Call[T]) -> T:
+    async def _run(self, call: Call[T], http: httpx.AsyncClient | None = None) -> T:
         settings = self.settings
         with _base.mapped_transport_errors(settings):
-            response = await self._http.request(
+            response = await (http or self._http).request(
                 call.method,
                 call.path,
                 params=tuple(call.params),
@@ -496,6 +498,9 @@ class AsyncWatcher:
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.on_change = on_change
         self._task: asyncio.Task[None] | None = None
+        # A pool of its own: httpcore's pool work grows with requests x
+        # connections, so 1,000 long polls in one pool would crawl.
+        self._http = client._make_http(1)
         self._answered = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -548,6 +553,8 @@ class AsyncWatcher:
         """Start the task and wait (up to `timeout`) for a first outcome."""
         if self._task is not None:
             return self
+        if self._http.is_closed:  # started again after stop()
+            self._http = self.client._make_http(1)
         self._task = asyncio.create_task(
             self._run(), name=f"waypost-watch-{self.state.name}"
         )
@@ -564,6 +571,7 @@ class AsyncWatcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -581,7 +589,7 @@ class AsyncWatcher:
         while True:
             call = state.next_call()
             try:
-                answer = await self.client._run(call)
+                answer = await self.client._run(call, self._http)
             except Exception as exc:  # the loop's boundary: log, back off
                 delay, became_stale = state.failed(exc)
                 if became_stale:

@@ -120,22 +120,22 @@ def resolve_settings(
     )
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext | bool:
-    """httpx's `verify=`: True for the defaults, else a context we build.
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """One SSLContext per client, shared by all its connection pools.
 
-    httpx 0.28 deprecates `verify=<path>` and `cert=`, so a CA file and a
-    client certificate go into one SSLContext here.
+    Built once because loading a CA bundle costs milliseconds and memory,
+    and each watcher has a pool of its own. httpx 0.28 deprecates
+    `verify=<path>` and `cert=`, so a CA file and a client certificate go
+    into the context here.
     """
-    if settings.verify is True and settings.cert is None:
-        return True
-    if settings.verify is False:
+    if settings.verify is True:
+        context = httpx.create_ssl_context()
+    elif settings.verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif isinstance(settings.verify, str):
-        context = ssl.create_default_context(cafile=settings.verify)
     else:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=settings.verify)
     if isinstance(settings.cert, tuple):
         context.load_cert_chain(settings.cert[0], settings.cert[1])
     elif settings.cert:
@@ -154,10 +154,12 @@ def httpx_options(settings: Settings) -> dict[str, object]:
     }
 
 
-def transport_options(settings: Settings, max_connections: int) -> dict[str, object]:
+def transport_options(
+    context: ssl.SSLContext, max_connections: int
+) -> dict[str, object]:
     """Keyword arguments for `httpx.HTTPTransport` / `AsyncHTTPTransport`."""
     return {
-        "verify": ssl_context(settings),
+        "verify": context,
         "trust_env": False,
         "limits": httpx.Limits(
             max_connections=max_connections,

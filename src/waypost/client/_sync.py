@@ -100,6 +100,7 @@ class Client:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
+        self._ssl_context = _base.ssl_context(self.settings)
         self._http = self._make_http(max_connections)
         self._cache: Cache | None = None
         self._lock = threading.Lock()
@@ -108,7 +109,7 @@ class Client:
         self, max_connections: int, backend: httpcore.NetworkBackend | None = None
     ) -> httpx.Client:
         transport = httpx.HTTPTransport(
-            **_base.transport_options(self.settings, max_connections)  # type: ignore[arg-type]
+            **_base.transport_options(self._ssl_context, max_connections)  # type: ignore[arg-type]
         )
         if backend is not None:
             # httpx has no public hook for the network backend; watchers need
@@ -609,6 +610,9 @@ class Watcher:
         """Start the thread and wait (up to `timeout`) for a first outcome."""
         if self._thread is not None:
             return self
+        if self._http.is_closed:  # started again after stop()
+            self._backend = _InterruptibleBackend()
+            self._http = self.client._make_http(1, self._backend)
         self._stopping.clear()
         self._thread = threading.Thread(
             target=self._run, name=f"waypost-watch-{self.state.name}", daemon=True
