@@ -301,13 +301,6 @@ async def test_cached_instances_start_one_watcher_per_query(
         await twin("instances", unique, cached=True, index=5)
 
 
-async def test_twins_have_the_same_public_methods() -> None:
-    def public(cls: type) -> set[str]:
-        return {n for n in dir(cls) if not n.startswith("_")} - {"close", "aclose"}
-
-    assert public(Client) == public(AsyncClient)
-
-
 async def test_heartbeat_failures_are_logged_and_passed_to_the_callback(
     kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
