@@ -16,8 +16,12 @@ _names = itertools.count()
 
 @pytest.fixture(scope="session")
 def shared_agent() -> Iterator[AgentProcess]:
-    """One `--dev` agent for tests that only touch their own unique names."""
-    with run_agent() as agent:
+    """One `--dev` agent for tests that only touch their own unique names.
+
+    Self-preservation is off: TTL checks that finished tests abandon would
+    otherwise engage the brake and hold every later expiry.
+    """
+    with run_agent(extra_args=["--self-preservation", "off"]) as agent:
         yield agent
 
 

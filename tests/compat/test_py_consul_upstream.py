@@ -1011,6 +1011,10 @@ class TestStatus:
 # --------------------------------- test_aio.py, test_tornado.py, test_twisted.py
 
 
+# Upstream races a background write 10 ms after the test body starts and
+# assumes the first read returns before it: on a loaded 2-core machine that
+# read can lose the race without anything being wrong. Rerun, don't rewrite.
+@pytest.mark.flaky(reruns=3)
 class TestAsyncClients:
     """The async-client tests (asyncio, tornado, twisted), on the sync client.
 

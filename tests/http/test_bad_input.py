@@ -196,6 +196,8 @@ def test_bad_request_is_rejected_and_changes_nothing(
         ("GET", "/v1/agent/service/register", {"PUT"}),
         ("DELETE", "/v1/agent/check/pass/service:web", {"PUT"}),
         ("POST", "/v1/catalog/services", {"GET"}),
+        # Consul registers write endpoints for PUT only: POST is a 405 too.
+        ("POST", "/v1/agent/service/register", {"PUT"}),
         ("PUT", "/v1/health/service/web", {"GET"}),
         ("PATCH", "/v1/kv/k", {"GET", "PUT", "DELETE"}),
         ("DELETE", "/v1/status/leader", {"GET"}),
@@ -211,6 +213,12 @@ def test_wrong_method_is_405_with_an_allow_header(
     allow = {m.strip() for m in response.headers["Allow"].split(",")}
     assert allowed <= allow
     assert _state(seeded) == before
+
+
+def test_options_answers_200_with_consuls_allow_list(seeded: httpx.Client) -> None:
+    response = seeded.options("/v1/agent/service/register")
+    assert response.status_code == 200
+    assert response.headers["Allow"] == "OPTIONS,PUT"
 
 
 def test_a_body_over_one_mebibyte_is_413(seeded: httpx.Client) -> None:

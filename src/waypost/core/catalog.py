@@ -224,10 +224,9 @@ class Catalog:
         existing = dict(self._service_checks.get(key, {}))
         if replace_existing_checks:
             keep = {c.check_id for c in checks}
+            # Consul drops every check left out, maintenance included.
             for check_id, check in existing.items():
-                if check_id not in keep and not check_id.startswith(
-                    SERVICE_MAINTENANCE_PREFIX
-                ):
+                if check_id not in keep:
                     rows += self._drop_check(check, topics)
         for check in checks:
             rows += self._upsert_check(check, topics, now=now)
@@ -268,11 +267,7 @@ class Catalog:
             if existing is None or not _same(existing, check):
                 return False
         if replace_existing_checks:
-            current = {
-                cid
-                for cid in self._service_checks.get((new.node, new.service_id), {})
-                if not cid.startswith(SERVICE_MAINTENANCE_PREFIX)
-            }
+            current = set(self._service_checks.get((new.node, new.service_id), {}))
             return current == {c.check_id for c in checks}
         return True
 
@@ -478,8 +473,17 @@ class Catalog:
         commits: list[Commit] = []
         expired = 0
         for node, check_id in self.ttl.pop_due(now):
+            check = self.get_check(node, check_id)
+            if check is None:
+                continue
+            # Consul's getExpiredOutput: keep the last output after the reason.
+            output = (
+                f"{TTL_EXPIRED} (last output before timeout follows): {check.output}"
+                if check.output
+                else TTL_EXPIRED
+            )
             commit = self.update_check(
-                node, check_id, HealthStatus.CRITICAL, TTL_EXPIRED, now=now
+                node, check_id, HealthStatus.CRITICAL, output, now=now
             )
             # update_check re-armed the TTL; an expired check stays expired
             # until its next heartbeat.

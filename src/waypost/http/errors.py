@@ -24,8 +24,5 @@ def error_response(exc: Exception, method: str, path: str) -> Response:
     return text_response(f"Internal error handling {method} {path}", 500)
 
 
-def method_not_allowed(method: str, allowed: frozenset[str]) -> Response:
-    allow = ", ".join(sorted(allowed))
-    return text_response(
-        f"method {method} not allowed", 405, [(b"allow", allow.encode())]
-    )
+def method_not_allowed(method: str, allow: bytes) -> Response:
+    return text_response(f"method {method} not allowed", 405, [(b"allow", allow)])

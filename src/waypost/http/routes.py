@@ -118,10 +118,14 @@ def _check_method(
 ) -> tuple[Handler, str] | Response:
     if method in allowed:
         return handler, tail
-    # Consul lets GET endpoints answer HEAD-less; PUT endpoints also take POST.
-    if method == "POST" and "PUT" in allowed:
-        return handler, tail
-    return method_not_allowed(method, allowed)
+    if method == "OPTIONS":
+        # Consul answers OPTIONS on every endpoint with its Allow list.
+        return text_response("", 200, [(b"allow", _allow(allowed))])
+    return method_not_allowed(method, _allow(allowed))
+
+
+def _allow(allowed: frozenset[str]) -> bytes:
+    return ",".join(["OPTIONS", *sorted(allowed)]).encode()
 
 
 def build_router() -> Router:
