@@ -94,19 +94,22 @@ class Agent:
         """Make a change durable, then wake the watchers of what it touched."""
         if commit is None:
             return
-        # A change may have armed a deadline earlier than the timer's next
-        # wake-up (a new TTL check, a critical check passing again).
-        deadline = self.catalog.next_deadline()
-        if deadline is not None and deadline < self._timer_at:
-            self._timer_wake.set()
         if commit.rows:
             await self.store.commit(commit.rows, commit.index)
         if commit.topics:
             self.watchers.notify(commit.topics)
             self.runner.notice(commit.topics)
+        touched_checks = False
         for table, key, value in commit.rows:
             if table == CHECKS:
+                touched_checks = True
                 self._sync_check(key, value)
+        if touched_checks:
+            # The change may have armed a deadline earlier than the timer's
+            # next wake-up (a new TTL check, a critical check passing again).
+            deadline = self.catalog.next_deadline()
+            if deadline is not None and deadline < self._timer_at:
+                self._timer_wake.set()
 
     def _sync_check(self, key: str, value: object) -> None:
         """Keep the runner and hysteresis in step with a persisted check row."""

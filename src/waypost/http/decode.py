@@ -144,10 +144,13 @@ class Obj:
         self.name = name
         self.fields = dict(fields)
         # Go matches names case-insensitively; Consul adds snake_case aliases.
+        # Exact spellings go in too, so the common case skips the folding.
         self._lookup = {_fold(k): k for k in self.fields}
+        self._lookup.update({k: k for k in self.fields})
 
     def alias(self, alias: str, canonical: str) -> Obj:
         self._lookup[_fold(alias)] = canonical
+        self._lookup[alias] = canonical
         return self
 
     def __call__(self, value: object, path: str) -> Decoded:
@@ -156,12 +159,14 @@ class Obj:
         if not isinstance(value, dict):
             raise _fail(path, f"cannot unmarshal {_type_name(value)} into {self.name}")
         result: Decoded = {}
+        lookup = self._lookup
+        fields = self.fields
         for key, item in value.items():
-            canonical = self._lookup.get(_fold(key))
+            canonical = lookup.get(key) or lookup.get(_fold(key))
             field_path = f"{path}.{key}" if path else key
             if canonical is None:
                 raise _fail(field_path, f"unknown field in {self.name}")
-            result[canonical] = self.fields[canonical](item, field_path)
+            result[canonical] = fields[canonical](item, field_path)
         return result
 
 

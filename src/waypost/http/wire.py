@@ -7,6 +7,7 @@ defaults and validation; model values become Consul's response shapes.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -85,6 +86,17 @@ def validate_meta(meta: Mapping[str, str], what: str) -> None:
 
 
 def _meta_pair_problem(key: str, value: str) -> str:
+    problem = _meta_key_problem(key)
+    if problem:
+        return problem
+    if len(value) > MAX_META_VALUE:
+        return f"Value is too long (limit: {MAX_META_VALUE} characters)"
+    return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _meta_key_problem(key: str) -> str:
+    """What is wrong with a meta key (cached: the same keys come every time)."""
     if not key:
         return "Key cannot be blank"
     if not _META_KEY.match(key):
@@ -93,8 +105,6 @@ def _meta_pair_problem(key: str, value: str) -> str:
         return f"Key is too long (limit: {MAX_META_KEY} characters)"
     if key.startswith("consul-"):
         return "Key prefix 'consul-' is reserved for internal use"
-    if len(value) > MAX_META_VALUE:
-        return f"Value is too long (limit: {MAX_META_VALUE} characters)"
     return ""
 
 
@@ -284,17 +294,25 @@ def default_tagged_addresses(service: Service) -> Service:
     Copied from `Agent.addServiceInternal`: only when the address parses as
     an IP, and never over a tagged address the caller gave.
     """
-    try:
-        ip = ipaddress.ip_address(service.address)
-    except ValueError:
+    version = _ip_version(service.address)
+    if version is None:
         return service
-    suffix = "ipv4" if ip.version == 4 else "ipv6"
+    suffix = f"ipv{version}"
     tagged = dict(service.tagged_addresses)
     for key in (f"lan_{suffix}", f"wan_{suffix}"):
         tagged.setdefault(key, {"Address": service.address, "Port": service.port})
     if tagged == service.tagged_addresses:
         return service
     return msgspec.structs.replace(service, tagged_addresses=tagged)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_version(address: str) -> int | None:
+    """4 or 6 for an IP address, None for a name (cached: addresses repeat)."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None
 
 
 def is_any_address(address: str) -> bool:
