@@ -49,6 +49,8 @@ START, END = "<!-- ring:start -->", "<!-- ring:end -->"
 MD5_SPACE = 1 << 128  # uhashring's circle: md5 digests as ints
 LOOKUP_KEYS = [f"user-{i}" for i in range(20_000)]
 MOD_MOVE_KEYS = [f"session-{i}" for i in range(200_000)]
+_STARTED = time.perf_counter()
+_LOAD_AT_START = os.getloadavg()[0]  # other work on the machine skews timings
 
 
 class Row(msgspec.Struct, kw_only=True):
@@ -324,7 +326,8 @@ def environment() -> str:
     return (
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.platform()}, {platform.machine()} {os.cpu_count()} cores (nproc), "
-        f"{platform.python_implementation()} {platform.python_version()}, {packages}"
+        f"{platform.python_implementation()} {platform.python_version()}, {packages},"
+        f" load average {_LOAD_AT_START:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     )
 
 
@@ -411,9 +414,6 @@ def write_section(text: str) -> None:
     else:
         content = content.rstrip() + f"\n\n{section}\n"
     RESULTS.write_text(content)
-
-
-_STARTED = time.perf_counter()
 
 
 def log(message: str) -> None:

@@ -39,7 +39,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import NamedTuple
 
 import msgspec
@@ -701,23 +701,15 @@ def _claim(
 def _shift_starts(
     starts: array[int], bucket_shift: int, changed: list[int], change: int
 ) -> array[int]:
-    """Bucket starts after the sorted points ``changed`` were added or removed.
+    """Bucket starts after the points ``changed`` were added (+1) or removed (-1).
 
-    Each point moves the start of every later bucket by ``change``, so walk
-    the points in order and copy runs of buckets with the running offset, in C.
+    A point moves the start of every later bucket, so mark each point's next
+    bucket and let a running sum (in C) carry the offsets along.
     """
-    shifted = array("I")
-    offset, done = 0, 0
+    marks = array("l", bytes(len(starts) * array("l").itemsize))
     for position in changed:
-        last = (position >> bucket_shift) + 1  # buckets up to its own stay put
-        if last > done:
-            run = starts[done:last]
-            shifted.extend(map(offset.__add__, run) if offset else run)
-            done = last
-        offset += change
-    run = starts[done:]
-    shifted.extend(map(offset.__add__, run) if offset else run)
-    return shifted
+        marks[(position >> bucket_shift) + 1] += change
+    return array("I", map(operator.add, starts, accumulate(marks)))
 
 
 Ring = HashRing
