@@ -220,9 +220,20 @@ class Call(Generic[T]):
         decode: answer → value, called only for an accepted status.
         missing: value for a 404 when a 404 means "absent" (KV get).
         wait: seconds the registry may hold the request (blocking query).
+        limit: at most this many seconds, whatever the client's timeout
+            (a heartbeat must not outlive its interval).
     """
 
-    __slots__ = ("body", "decode", "method", "missing", "params", "path", "wait")
+    __slots__ = (
+        "body",
+        "decode",
+        "limit",
+        "method",
+        "missing",
+        "params",
+        "path",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -234,6 +245,7 @@ class Call(Generic[T]):
         decode: Callable[[Answer], T],
         missing: Callable[[Answer], T] | None = None,
         wait: float = 0.0,
+        limit: float | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -242,10 +254,12 @@ class Call(Generic[T]):
         self.decode = decode
         self.missing = missing
         self.wait = wait
+        self.limit = limit
 
     def timeout(self, settings: Settings) -> float:
         # Consul adds up to wait/16 of jitter; leave room for it and the trip.
-        return settings.timeout + self.wait * (1 + 1 / 16)
+        seconds = settings.timeout + self.wait * (1 + 1 / 16)
+        return seconds if self.limit is None else min(seconds, self.limit)
 
     def finish(self, answer: Answer) -> T:
         if answer.status == 404 and self.missing is not None:
@@ -691,10 +705,14 @@ class HeartbeatState:
         self.last_error: Exception | None = None
 
     def pass_call(self) -> Call[None]:
-        return check_call(self.registration.check_id, HealthStatus.PASSING)
+        call = check_call(self.registration.check_id, HealthStatus.PASSING)
+        call.limit = self.registration.heartbeat_interval
+        return call
 
     def register_call(self) -> Call[None]:
-        return register_call(self.registration)
+        call = register_call(self.registration)
+        call.limit = self.registration.heartbeat_interval
+        return call
 
     def lost(self) -> None:
         self.reregistrations += 1
