@@ -126,10 +126,11 @@ def test_switched_off_brake_lets_everything_expire() -> None:
 
 
 def test_few_quiet_checks_never_engage_the_brake() -> None:
-    """Two of five lost is 40 %, but a small registry must still report it."""
+    """Nine of twenty lost is 45 %, but a small registry must still report it
+    (one application process with a few services dying)."""
     brake = Brake()
-    assert brake.assess(0.0, Census(live=5, quiet=2)) is None
-    assert brake.assess(0.0, Census(live=5, quiet=3)) is Transition.ENGAGED
+    assert brake.assess(0.0, Census(live=20, quiet=9)) is None
+    assert brake.assess(0.0, Census(live=20, quiet=10)) is Transition.ENGAGED
 
 
 def test_recent_expiries_count_within_the_window_only() -> None:
@@ -141,10 +142,10 @@ def test_recent_expiries_count_within_the_window_only() -> None:
 
 def test_state_reports_numbers_a_user_can_read() -> None:
     brake = Brake()
-    brake.assess(5.0, Census(live=10, quiet=8))
+    brake.assess(5.0, Census(live=100, quiet=80))
     state = brake.state(7.5)
     assert state.engaged and state.engaged_seconds == 2.5
-    assert (state.live_checks, state.quiet_checks, state.engagements) == (10, 8, 1)
+    assert (state.live_checks, state.quiet_checks, state.engagements) == (100, 80, 1)
     assert state.threshold == 0.15 and state.window_seconds == 60.0
 
 

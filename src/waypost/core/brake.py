@@ -4,10 +4,11 @@ If the registry's own network is cut, or the process was paused, every client
 goes quiet at once; expiring them all would empty the catalog. The rule, in
 one sentence a user can check against `/v1/agent/self`:
 
-    When more than `threshold` (15 %) of the live TTL checks went quiet within
-    one `window` (1 min) — already expired by TTL in that window, or not heard
-    from for over `quiet_after` (¾) of their TTL — the registry stops turning
-    TTL checks critical and stops reaping, until fewer than that are quiet.
+    When more than `threshold` (15 %), and at least `min_quiet` (10), of the
+    live TTL checks went quiet within one `window` (1 min) — already expired by
+    TTL in that window, or not heard from for over `quiet_after` (¾) of their
+    TTL — the registry stops turning TTL checks critical and stops reaping,
+    until fewer than that are quiet.
     On release, every check it held back gets one more full TTL (and every
     held reap one more DeregisterCriticalServiceAfter) before it counts.
 
@@ -37,11 +38,16 @@ DEFAULT_THRESHOLD = 0.15
 DEFAULT_WINDOW = 60.0
 #: A live TTL check is quiet once this fraction of its TTL passed unheard.
 DEFAULT_QUIET_AFTER = 0.75
-#: Fewer quiet checks than this never engage the brake: losing one or two
-#: instances of a small registry is a failure to report, not a partition.
-DEFAULT_MIN_QUIET = 3
+#: Fewer quiet checks than this never engage the brake: one application
+#: process with a few services dying in a small registry is a failure to
+#: report, not a partition.
+DEFAULT_MIN_QUIET = 10
 #: While engaged, how often the census is retaken to see whether to release.
 REASSESS_EVERY = 0.25
+#: While not engaged and nothing is due, how often the census is retaken (so
+#: a partition engages the brake before the first deadline, and
+#: /v1/agent/self shows current numbers).
+CENSUS_EVERY = 1.0
 
 PANIC_META_KEY = "waypost-panic-threshold"
 
@@ -87,6 +93,7 @@ class BrakeState(msgspec.Struct, frozen=True, kw_only=True, rename="pascal"):
     threshold: float
     window_seconds: float
     quiet_after: float
+    min_quiet: int
     live_checks: int
     quiet_checks: int
     recent_expiries: int
@@ -125,24 +132,24 @@ class Brake:
         return sum(count for _, count in self._expiries)
 
     def wants_census(self, now: float, *, due: bool) -> bool:
-        """Whether to take a census now: something is due, or engaged and due
-        for a re-assessment (throttled: a census visits every TTL check)."""
+        """Whether to take a census now: something is due, or the periodic
+        one (throttled: a census visits every TTL check)."""
         if not self.enabled:
             return False
-        if self.engaged:
-            return now >= self._next_assessment
-        return due
+        return (due and not self.engaged) or now >= self._next_assessment
 
     def assess(self, now: float, census: Census) -> Transition | None:
         """Engage or release on a fresh census; None when nothing changed."""
         self.census = census
-        self._next_assessment = now + REASSESS_EVERY
         recent = self.recent_expiries(now)
         at_risk = census.quiet + recent
         population = census.live + recent
         settings = self.settings
         over = (
             at_risk >= settings.min_quiet and at_risk > settings.threshold * population
+        )
+        self._next_assessment = now + (
+            REASSESS_EVERY if over or self.engaged else CENSUS_EVERY
         )
         if over and not self.engaged:
             self.engaged = True
@@ -180,6 +187,7 @@ class Brake:
             threshold=self.settings.threshold,
             window_seconds=self.settings.window,
             quiet_after=self.settings.quiet_after,
+            min_quiet=self.settings.min_quiet,
             live_checks=self.census.live,
             quiet_checks=self.census.quiet,
             recent_expiries=self.recent_expiries(now),
