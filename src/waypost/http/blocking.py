@@ -53,7 +53,7 @@ def cache_key(request: Request) -> bytes:
             for part in query.split(b"&")
             if part.partition(b"=")[0].decode("latin-1") not in _CACHE_IGNORED
         )
-    return request.path.encode() + b"?" + query
+    return request.path.encode() + b"?" + query + b"|"
 
 
 async def answer(agent: Agent, request: Request, query: Query) -> Response:
@@ -67,20 +67,27 @@ async def answer(agent: Agent, request: Request, query: Query) -> Response:
         wait += random.uniform(0, wait / 16)  # Consul's jitter, spreads the herd
         await _wait_for_change(agent, query, wait)
         index = catalog.query_index(query.topics)
-    key = cache_key(request)
+    consistency = _consistency(request)
+    key = cache_key(request) + consistency
     generation = catalog.output_generation
     cached = agent.response_cache.get(key, index, generation)
     if cached is None:
-        cached = query.render()
+        rendered = query.render()
+        # The whole response, X-Consul-* headers included, is cached: the
+        # protocol then writes its serialized bytes as they are.
+        cached = Response(
+            rendered.status,
+            rendered.body,
+            [
+                *rendered.headers,
+                (b"x-consul-index", str(index).encode()),
+                (b"x-consul-knownleader", b"true"),
+                (b"x-consul-lastcontact", b"0"),
+                (b"x-consul-effective-consistency", consistency),
+            ],
+        )
         agent.response_cache.put(key, index, generation, cached)
-    headers = [
-        *cached.headers,
-        (b"x-consul-index", str(index).encode()),
-        (b"x-consul-knownleader", b"true"),
-        (b"x-consul-lastcontact", b"0"),
-        (b"x-consul-effective-consistency", _consistency(request)),
-    ]
-    return Response(cached.status, cached.body, headers)
+    return cached
 
 
 async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:

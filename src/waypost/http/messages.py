@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from urllib.parse import unquote, unquote_plus
 
 import msgspec
@@ -96,9 +97,14 @@ class Request:
 
 
 class Response:
-    """What a handler answers: status, body bytes, extra headers."""
+    """What a handler answers: status, body bytes, extra headers.
 
-    __slots__ = ("body", "headers", "status")
+    `wire` caches the whole HTTP/1.1 message (head and body, keep-alive) once
+    it has been serialized: cached responses are written without rebuilding
+    their head.
+    """
+
+    __slots__ = ("body", "headers", "status", "wire")
 
     def __init__(
         self, status: int = 200, body: bytes = b"", headers: Headers | None = None
@@ -106,6 +112,39 @@ class Response:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else [JSON_TYPE]
+        self.wire: bytes | None = None
+
+    def serialize(self, *, keep_alive: bool = True) -> bytes:
+        """The HTTP/1.1 message; header values cannot carry control bytes."""
+        if keep_alive and self.wire is not None:
+            return self.wire
+        head = [_STATUS_LINES.get(self.status) or _status_line(self.status)]
+        for name, value in self.headers:
+            # A header echoing user input (a name, a reason) must not be able
+            # to split the response or break the client's parser.
+            head += (name, b": ", value.translate(_HEADER_SAFE), b"\r\n")
+        head += (b"content-length: ", str(len(self.body)).encode(), b"\r\n")
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head += (b"\r\n", self.body)
+        message = b"".join(head)
+        if keep_alive:
+            self.wire = message
+        return message
+
+
+_HEADER_SAFE = bytes(32 if (c < 32 and c != 9) or c == 127 else c for c in range(256))
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    return f"HTTP/1.1 {status} {reason}\r\n".encode()
+
+
+_STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 
 
 def json_response(

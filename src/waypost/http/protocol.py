@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from collections import deque
 from collections.abc import Coroutine
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,8 +28,6 @@ from waypost.http.messages import Response, text_response
 
 logger = logging.getLogger("waypost.http")
 
-_HEADER_SAFE = bytes(32 if (c < 32 and c != 9) or c == 127 else c for c in range(256))
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _Pending = tuple[str, str, bytes, list[tuple[bytes, bytes]], bytes, bool, bool]
 
 
@@ -90,6 +88,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Answers are single writes: never let Nagle hold one back.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tracker.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -146,51 +148,50 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parsed = httptools.parse_url(self._url)
-        path = unquote(parsed.path.decode("latin-1"))
-        method = self._parser.get_method().decode("ascii")
-        keep_alive = self._parser.should_keep_alive()
-        self._queue.append(
-            (
-                method,
-                path,
-                parsed.query or b"",
-                self._headers,
-                b"".join(self._body),
-                keep_alive,
-                self._too_large,
-            )
+        raw_path = parsed.path.decode("latin-1")
+        request = (
+            self._parser.get_method().decode("ascii"),
+            unquote(raw_path) if "%" in raw_path else raw_path,
+            parsed.query or b"",
+            self._headers,
+            b"".join(self._body) if self._body else b"",
+            self._parser.should_keep_alive(),
+            self._too_large,
         )
-        if self._task is None:
-            self._drain()
+        if self._task is None and not self._queue:
+            self._handle(request)
+        else:
+            self._queue.append(request)
 
     # ------------------------------------------------------------ dispatch
 
     def _drain(self) -> None:
-        """Answer queued requests in order; inline while handlers don't wait."""
-        while self._queue and self._transport is not None:
-            method, path, query, headers, body, keep_alive, too_large = (
-                self._queue.popleft()
+        """Answer queued requests in order, until one has to wait."""
+        while self._queue and self._task is None and self._transport is not None:
+            self._handle(self._queue.popleft())
+
+    def _handle(self, request: _Pending) -> None:
+        """Run one request inline; only if it waits does it become a task."""
+        method, path, query, headers, body, keep_alive, too_large = request
+        if too_large:
+            exc = PayloadTooLarge(
+                f"Request body too large: the limit is {MAX_BODY} bytes"
             )
-            if too_large:
-                exc = PayloadTooLarge(
-                    f"Request body too large: the limit is {MAX_BODY} bytes"
-                )
-                self._write(error_response(exc, method, path), keep_alive=False)
-                return
-            coro = self._api.respond(method, path, query, headers, body)
-            try:
-                first = coro.send(None)
-            except StopIteration as done:
-                self._write(done.value, keep_alive)
-                continue
-            except BaseException:  # respond() maps every error; this is a bug
-                logger.exception("bug: %s %s escaped the error mapping", method, path)
-                self._write(text_response("Internal error", 500), keep_alive=False)
-                return
-            # The handler is waiting on something: hand it to the loop.
-            self._task = asyncio.ensure_future(_resume(coro, first))
-            self._task.add_done_callback(functools.partial(self._finished, keep_alive))
+            self._write(error_response(exc, method, path), keep_alive=False)
             return
+        coro = self._api.respond(method, path, query, headers, body)
+        try:
+            first = coro.send(None)
+        except StopIteration as done:
+            self._write(done.value, keep_alive)
+            return
+        except BaseException:  # respond() maps every error; this is a bug
+            logger.exception("bug: %s %s escaped the error mapping", method, path)
+            self._write(text_response("Internal error", 500), keep_alive=False)
+            return
+        # The handler is waiting on something: hand it to the loop.
+        self._task = asyncio.ensure_future(_resume(coro, first))
+        self._task.add_done_callback(functools.partial(self._finished, keep_alive))
 
     def _finished(self, keep_alive: bool, task: asyncio.Task[Response]) -> None:
         self._task = None
@@ -210,19 +211,7 @@ class HttpProtocol(asyncio.Protocol):
         if transport is None:
             return
         keep_alive = keep_alive and not self._closing
-        head = [
-            b"HTTP/1.1 %d %s\r\n"
-            % (response.status, _REASONS.get(response.status, b"")),
-        ]
-        for name, value in response.headers:
-            # A header echoing user input (a name, a reason) must not be able
-            # to split the response or break the client's parser.
-            head.append(name + b": " + value.translate(_HEADER_SAFE) + b"\r\n")
-        head.append(b"content-length: %d\r\n" % len(response.body))
-        if not keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        transport.write(b"".join(head) + response.body)
+        transport.write(response.serialize(keep_alive=keep_alive))
         if not keep_alive:
             self._queue.clear()
             transport.close()
