@@ -45,7 +45,7 @@ async def test_registration_is_back_within_one_heartbeat_after_a_registry_restar
             return passing_ids(fixed_agent, "api") == ["api-1"]
 
         took = await poll(is_back, within=5)
-        assert took <= interval + 0.5
+        assert took <= interval + 0.75  # slack for a loaded CI machine
         assert reg.heartbeat.reregistrations == 1
 
 

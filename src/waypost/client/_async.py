@@ -19,6 +19,7 @@ import httpx
 
 from waypost.client import _base
 from waypost.client._base import Call, HeartbeatFailure, HeartbeatState, Registration
+from waypost.client._longpoll import LongPoll
 from waypost.client._signals import SIGTERM_EXIT_CODE, cancel_on_sigterm
 from waypost.client._sync import FIRST_ANSWER_TIMEOUT, OnChange
 from waypost.client.balancers import Balancer, RoundRobin
@@ -35,6 +36,7 @@ from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
     NotFound,
+    RegistryConnectError,
     RegistryUnavailable,
     WaypostError,
 )
@@ -96,10 +98,10 @@ class AsyncClient:
         """The registry's `host:port`."""
         return self.settings.address
 
-    async def _run(self, call: Call[T], http: httpx.AsyncClient | None = None) -> T:
+    async def _run(self, call: Call[T]) -> T:
         settings = self.settings
         with _base.mapped_transport_errors(settings):
-            response = await (http or self._http).request(
+            response = await self._http.request(
                 call.method,
                 call.path,
                 params=tuple(call.params),
@@ -422,7 +424,12 @@ class AsyncServiceRegistration:
         """One heartbeat now; register again if the registry lost us."""
         try:
             try:
-                await self.client._run(self.heartbeat.pass_call())
+                try:
+                    await self.client._run(self.heartbeat.pass_call())
+                except RegistryConnectError:
+                    # Once more at once: the first request on a kept-alive
+                    # connection to a registry that restarted fails.
+                    await self.client._run(self.heartbeat.pass_call())
             except NotFound:
                 self.heartbeat.lost()
                 await self.client._run(self.heartbeat.register_call())
@@ -498,9 +505,8 @@ class AsyncWatcher:
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.on_change = on_change
         self._task: asyncio.Task[None] | None = None
-        # A pool of its own: httpcore's pool work grows with requests x
-        # connections, so 1,000 long polls in one pool would crawl.
-        self._http = client._make_http(1)
+        # A connection of its own, without httpx: see _longpoll.py.
+        self._poll = LongPoll(client.settings, client._ssl_context)
         self._answered = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -553,8 +559,6 @@ class AsyncWatcher:
         """Start the task and wait (up to `timeout`) for a first outcome."""
         if self._task is not None:
             return self
-        if self._http.is_closed:  # started again after stop()
-            self._http = self.client._make_http(1)
         self._task = asyncio.create_task(
             self._run(), name=f"waypost-watch-{self.state.name}"
         )
@@ -571,7 +575,7 @@ class AsyncWatcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        await self._http.aclose()
+        self._poll.close()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -589,7 +593,7 @@ class AsyncWatcher:
         while True:
             call = state.next_call()
             try:
-                answer = await self.client._run(call, self._http)
+                answer = await self._poll.send(call)
             except Exception as exc:  # the loop's boundary: log, back off
                 delay, became_stale = state.failed(exc)
                 if became_stale:

@@ -42,6 +42,7 @@ from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
     NotFound,
+    RegistryConnectError,
     RegistryUnavailable,
     WaypostError,
 )
@@ -457,7 +458,12 @@ class ServiceRegistration:
         """One heartbeat now; register again if the registry lost us."""
         try:
             try:
-                self.client._run(self.heartbeat.pass_call())
+                try:
+                    self.client._run(self.heartbeat.pass_call())
+                except RegistryConnectError:
+                    # Once more at once: the first request on a kept-alive
+                    # connection to a registry that restarted fails.
+                    self.client._run(self.heartbeat.pass_call())
             except NotFound:
                 self.heartbeat.lost()
                 self.client._run(self.heartbeat.register_call())
