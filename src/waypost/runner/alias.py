@@ -8,7 +8,7 @@ from the catalog at the moment of asking; no I/O.
 
 from __future__ import annotations
 
-from waypost.core.catalog import Catalog, node_topic
+from waypost.core.catalog import Catalog, node_topic, service_topic
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus
 from waypost.core.watch import Topic
 from waypost.runner.probes import ProbeResult
@@ -19,9 +19,16 @@ def alias_node(check: Check) -> str:
     return check.definition.alias_node or check.node
 
 
-def alias_topics(check: Check) -> list[Topic]:
-    """What an alias reads: any change on the aliased node may change it."""
-    return [node_topic(alias_node(check))]
+def alias_topics(catalog: Catalog, check: Check) -> frozenset[Topic]:
+    """What an alias reads. An existing instance's topic is touched by its own
+    checks and by its node's checks; until it exists, any change on the node
+    (its registration among them) may matter."""
+    node = alias_node(check)
+    service_id = check.definition.alias_service
+    service = catalog.node_service(node, service_id) if service_id else None
+    if service is not None:
+        return frozenset({service_topic(service.name)})
+    return frozenset({node_topic(node)})
 
 
 def alias_result(catalog: Catalog, check: Check) -> ProbeResult:
@@ -32,7 +39,10 @@ def alias_result(catalog: Catalog, check: Check) -> ProbeResult:
     health = HealthStatus.PASSING
     message = "No checks found."
     found = False
-    for other in catalog.node_checks(node):
+    relevant = catalog.node_level_checks(node)
+    if service_id:
+        relevant += catalog.service_checks(node, service_id)
+    for other in relevant:
         if (other.node, other.check_id) == (check.node, check.check_id):
             continue
         # The agent's local state never holds serfHealth; a remote node's does.

@@ -55,7 +55,7 @@ RUNNABLE = {"http", "tcp", "udp", "grpc", "h2ping", "script", "alias"}
 class _Job:
     """One scheduled check; replaced (new generation) when its definition changes."""
 
-    __slots__ = ("check", "generation", "interval", "running", "timeout")
+    __slots__ = ("check", "generation", "interval", "running", "timeout", "topics")
 
     def __init__(self, check: Check, generation: int) -> None:
         self.check = check
@@ -67,6 +67,7 @@ class _Job:
             self.interval = max(definition.interval or DEFAULT_TIMEOUT, MIN_INTERVAL)
         self.timeout = run_timeout(definition, self.interval)
         self.running = False
+        self.topics: frozenset[Topic] = frozenset()
 
 
 def run_timeout(definition: CheckDefinition, interval: float) -> float:
@@ -135,8 +136,7 @@ class CheckRunner:
         self._generation += 1
         job = self._jobs[key] = _Job(check, self._generation)
         if check_type(check.definition) == "alias":
-            for topic in alias_topics(check):
-                self._aliases.setdefault(topic, set()).add(key)
+            self._follow(key, job)
             self._push(key, job, asyncio.get_running_loop().time())
         else:  # Consul's lib.RandomStagger: first run anywhere in one interval
             delay = random.uniform(0, job.interval)
@@ -144,13 +144,27 @@ class CheckRunner:
 
     def remove(self, key: CheckKey) -> None:
         job = self._jobs.pop(key, None)
-        if job is not None and check_type(job.check.definition) == "alias":
-            for topic in alias_topics(job.check):
-                keys = self._aliases.get(topic)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self._aliases[topic]
+        if job is not None:
+            self._unfollow(key, job)
+
+    def _follow(self, key: CheckKey, job: _Job) -> None:
+        """(Re)subscribe an alias to what it reads now."""
+        topics = alias_topics(self._catalog, job.check)
+        if topics == job.topics:
+            return
+        self._unfollow(key, job)
+        job.topics = topics
+        for topic in topics:
+            self._aliases.setdefault(topic, set()).add(key)
+
+    def _unfollow(self, key: CheckKey, job: _Job) -> None:
+        for topic in job.topics:
+            keys = self._aliases.get(topic)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._aliases[topic]
+        job.topics = frozenset()
 
     def notice(self, topics: Iterable[Topic]) -> None:
         """Changes were committed: re-evaluate the aliases that read them."""
@@ -166,6 +180,7 @@ class CheckRunner:
         for key in stale:
             job = self._jobs.get(key)
             if job is not None:
+                self._follow(key, job)
                 self._deliver(key, job, alias_result(self._catalog, job.check))
 
     def _push(self, key: CheckKey, job: _Job, when: float) -> None:
@@ -223,6 +238,7 @@ class CheckRunner:
     async def _probe(self, job: _Job) -> ProbeResult:
         definition = job.check.definition
         if check_type(definition) == "alias":
+            self._follow((job.check.node, job.check.check_id), job)
             return alias_result(self._catalog, job.check)
         probe = probe_for(definition)
         if probe is None:  # pragma: no cover - is_runnable let it in
