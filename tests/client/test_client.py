@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 
@@ -318,3 +319,15 @@ async def test_heartbeat_failures_are_logged_and_passed_to_the_callback(
     assert isinstance(failures[0], RegistryUnavailable)
     assert registration.heartbeat.consecutive_failures == 1
     assert "heartbeat of 'lonely-" in caplog.text
+
+
+async def test_stopping_a_watcher_ends_its_blocked_query_at_once(
+    twin: Twin, unique: str
+) -> None:
+    for _ in range(5):  # stop at different moments of the loop
+        async with twin.watch(unique, wait=300) as watcher:
+            watcher.instances()
+        started = time.monotonic()
+        async with twin.watch(unique, wait=300):
+            pass
+        assert time.monotonic() - started < 2

@@ -508,11 +508,16 @@ class ServiceRegistration:
 
 
 class _InterruptibleBackend(httpcore.SyncBackend):
-    """Remembers its sockets so `interrupt()` can end a blocked long poll."""
+    """Remembers its sockets so `interrupt()` can end a blocked long poll.
+
+    Once interrupted it refuses new connections too, so a watcher stopped
+    between two queries cannot start a fresh one and block for minutes.
+    """
 
     def __init__(self) -> None:
         self._streams: list[httpcore.NetworkStream] = []
         self._lock = threading.Lock()
+        self._interrupted = False
 
     def connect_tcp(
         self,
@@ -530,11 +535,15 @@ class _InterruptibleBackend(httpcore.SyncBackend):
             socket_options=socket_options,  # type: ignore[arg-type]
         )
         with self._lock:
-            self._streams.append(stream)
-        return stream
+            if not self._interrupted:
+                self._streams.append(stream)
+                return stream
+        stream.close()
+        raise httpcore.ConnectError("the watcher is stopping")
 
     def interrupt(self) -> None:
         with self._lock:
+            self._interrupted = True
             streams, self._streams = self._streams, []
         for stream in streams:
             sock = stream.get_extra_info("socket")
