@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from waypost.client import _base
+from waypost.client import _base, _calls
 from waypost.client._base import Answer, raise_for_status, resolve_settings
 from waypost.client.cache import Backoff, WatchState
 from waypost.client.model import Instance, InstanceSet
@@ -78,10 +78,10 @@ def test_durations_accept_seconds_or_consul_strings() -> None:
 
 
 def test_registration_body_puts_weight_zero_in_meta_and_starts_passing() -> None:
-    registration = _base.make_registration(
+    registration = _calls.make_registration(
         "api", port=80, service_id="api-1", weight=0, ttl=9, deregister_after="1m"
     )
-    body = _base.registration_body(registration).decode()
+    body = _calls.registration_body(registration).decode()
     assert '"Weights":{"Passing":1,"Warning":1}' in body
     assert '"Meta":{"weight":"0"}' in body
     assert '"TTL":"9s"' in body and '"Status":"passing"' in body

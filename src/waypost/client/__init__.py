@@ -7,13 +7,10 @@ methods; only `close` / `aclose` differ. Errors come from one tree, drawn in
 
 from __future__ import annotations
 
-from waypost.client._async import (
-    AsyncCache,
-    AsyncClient,
-    AsyncServiceRegistration,
-    AsyncWatcher,
-)
-from waypost.client._sync import Cache, Client, ServiceRegistration, Watcher
+from waypost.client._async import AsyncClient, AsyncServiceRegistration
+from waypost.client._async_watch import AsyncCache, AsyncWatcher
+from waypost.client._sync import Client, ServiceRegistration
+from waypost.client._sync_watch import Cache, Watcher
 from waypost.client.balancers import (
     Balancer,
     LeastInFlight,

@@ -11,27 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
 import httpx
 
-from waypost.client import _base
-from waypost.client._base import Call, HeartbeatFailure, HeartbeatState, Registration
-from waypost.client._longpoll import LongPoll
+from waypost.client import _base, _calls
+from waypost.client._async_watch import AsyncCache, AsyncWatcher
+from waypost.client._base import Call
+from waypost.client._calls import Registration
+from waypost.client._heartbeat import HeartbeatFailure, HeartbeatState
 from waypost.client._signals import SIGTERM_EXIT_CODE, cancel_on_sigterm
-from waypost.client._sync import FIRST_ANSWER_TIMEOUT, OnChange
-from waypost.client.balancers import Balancer, RoundRobin
+from waypost.client.balancers import Balancer
 from waypost.client.cache import (
     DEFAULT_MAX_BACKOFF,
     DEFAULT_MIN_BACKOFF,
     DEFAULT_WATCH_WAIT,
-    CacheKey,
+    OnChange,
     WatchState,
-    cache_key,
 )
-from waypost.client.model import Instance, InstanceSet, Member
+from waypost.client.model import InstanceSet, Member
 from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
@@ -166,7 +166,7 @@ class AsyncClient:
                 heartbeat task after each failed heartbeat; must not block.
             handle_sigterm: turn SIGTERM into a clean exit.
         """
-        registration = _base.make_registration(
+        registration = _calls.make_registration(
             name,
             port=port,
             address=address,
@@ -201,7 +201,7 @@ class AsyncClient:
 
         Args are those of `register()`.
         """
-        registration = _base.make_registration(
+        registration = _calls.make_registration(
             name,
             port=port,
             address=address,
@@ -212,7 +212,7 @@ class AsyncClient:
             ttl=ttl,
             deregister_after=deregister_after,
         )
-        await self._run(_base.register_call(registration))
+        await self._run(_calls.register_call(registration))
         return registration.service_id
 
     async def deregister(self, service_id: str) -> None:
@@ -221,19 +221,19 @@ class AsyncClient:
         Raises:
             NotFound: no such service ID on this agent.
         """
-        await self._run(_base.deregister_call(service_id))
+        await self._run(_calls.deregister_call(service_id))
 
     async def pass_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check passing (a heartbeat)."""
-        await self._run(_base.check_call(check_id, HealthStatus.PASSING, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.PASSING, note))
 
     async def warn_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check to warning."""
-        await self._run(_base.check_call(check_id, HealthStatus.WARNING, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.WARNING, note))
 
     async def fail_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check critical."""
-        await self._run(_base.check_call(check_id, HealthStatus.CRITICAL, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.CRITICAL, note))
 
     async def maintenance(
         self, enable: bool, *, reason: str = "", service_id: str | None = None
@@ -246,14 +246,14 @@ class AsyncClient:
             service_id: one instance instead of the whole node.
         """
         await self._run(
-            _base.maintenance_call(enable=enable, reason=reason, service_id=service_id)
+            _calls.maintenance_call(enable=enable, reason=reason, service_id=service_id)
         )
 
     # -- discovery ----------------------------------------------------------
 
     async def services(self) -> dict[str, list[str]]:
         """Every service name in the catalog, with the tags its instances use."""
-        return await self._run(_base.services_call())
+        return await self._run(_calls.services_call())
 
     async def instances(
         self,
@@ -281,7 +281,7 @@ class AsyncClient:
                 raise InvalidRequest("cached=True answers from memory: no index")
             return await self.cache.instances(name, passing=passing, tags=tags)
         return await self._run(
-            _base.instances_call(
+            _calls.instances_call(
                 name, passing=passing, tags=tags, index=index, wait=wait
             )
         )
@@ -331,25 +331,25 @@ class AsyncClient:
 
     async def members(self) -> list[Member]:
         """The registry nodes this agent knows."""
-        return await self._run(_base.members_call())
+        return await self._run(_calls.members_call())
 
     async def checks(self) -> list[Check]:
         """This agent's checks (maintenance checks included)."""
-        return await self._run(_base.checks_call())
+        return await self._run(_calls.checks_call())
 
     async def leader(self) -> str:
         """The leader's address: a cheap "is the registry up?" probe."""
-        return await self._run(_base.leader_call())
+        return await self._run(_calls.leader_call())
 
     # -- kv -----------------------------------------------------------------
 
     async def kv_get(self, key: str) -> KVEntry | None:
         """One key, or None when it does not exist."""
-        return await self._run(_base.kv_get_call(key))
+        return await self._run(_calls.kv_get_call(key))
 
     async def kv_list(self, prefix: str = "") -> list[KVEntry]:
         """Every key under `prefix`, sorted."""
-        return await self._run(_base.kv_list_call(prefix))
+        return await self._run(_calls.kv_list_call(prefix))
 
     async def kv_put(
         self, key: str, value: bytes | str, *, flags: int = 0, cas: int | None = None
@@ -362,13 +362,13 @@ class AsyncClient:
             flags: an opaque number kept with the value.
             cas: write only if the key's ModifyIndex is this (0: absent).
         """
-        return await self._run(_base.kv_put_call(key, value, flags=flags, cas=cas))
+        return await self._run(_calls.kv_put_call(key, value, flags=flags, cas=cas))
 
     async def kv_delete(
         self, key: str, *, recurse: bool = False, cas: int | None = None
     ) -> bool:
         """Delete a key (or a prefix with `recurse`); False when `cas` failed."""
-        return await self._run(_base.kv_delete_call(key, recurse=recurse, cas=cas))
+        return await self._run(_calls.kv_delete_call(key, recurse=recurse, cas=cas))
 
 
 class AsyncServiceRegistration:
@@ -482,194 +482,3 @@ class AsyncServiceRegistration:
         if self._terminated:
             # SIGTERM cancelled the block: deregistered, now a clean exit.
             raise SystemExit(SIGTERM_EXIT_CODE)
-
-
-class AsyncWatcher:
-    """Keeps one query's latest instance set in memory, fed by blocking
-    queries in a task; see `AsyncClient.watch`.
-
-    When the registry is unreachable it keeps serving the last set it had,
-    with `is_stale` set, and retries with backoff and jitter.
-    """
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        state: WatchState,
-        *,
-        balancer: Balancer | None = None,
-        on_change: OnChange | None = None,
-    ) -> None:
-        self.client = client
-        self.state = state
-        self.balancer = balancer if balancer is not None else RoundRobin()
-        self.on_change = on_change
-        self._task: asyncio.Task[None] | None = None
-        # A connection of its own, without httpx: see _longpoll.py.
-        self._poll = LongPoll(client.settings, client._ssl_context)
-        self._answered = asyncio.Event()
-        self._changed = asyncio.Condition()
-
-    # -- reading ------------------------------------------------------------
-
-    def instances(self) -> InstanceSet:
-        """The latest set (stale-flagged while the registry is unreachable).
-
-        Raises:
-            RegistryUnavailable: no answer ever came, so there is nothing
-                to serve.
-        """
-        state = self.state
-        if not state.has_answer and state.last_error is not None:
-            raise state.last_error
-        return state.current
-
-    @property
-    def is_stale(self) -> bool:
-        return self.state.current.is_stale
-
-    def pick(self, key: str | None = None) -> Instance:
-        """One instance from the balancer (see `Balancer.pick`)."""
-        return self.balancer.pick(key)
-
-    @contextlib.asynccontextmanager
-    async def acquire(self, key: str | None = None) -> AsyncIterator[Instance]:
-        """Pick, and count the request in flight until the block ends."""
-        with self.balancer.acquire(key) as instance:
-            yield instance
-
-    async def wait_for(
-        self,
-        predicate: Callable[[InstanceSet], object],
-        timeout: float,  # noqa: ASYNC109 - the sync twin's signature
-    ) -> InstanceSet:
-        """Wait until `predicate(set)` is true; TimeoutError otherwise."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(
-                lambda: self.state.has_answer and predicate(self.state.current)
-            )
-        return self.state.current
-
-    # -- running ------------------------------------------------------------
-
-    async def start(
-        self,
-        timeout: float = FIRST_ANSWER_TIMEOUT,  # noqa: ASYNC109 - the sync twin's
-    ) -> Self:
-        """Start the task and wait (up to `timeout`) for a first outcome."""
-        if self._task is not None:
-            return self
-        self._task = asyncio.create_task(
-            self._run(), name=f"waypost-watch-{self.state.name}"
-        )
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._answered.wait()
-        return self
-
-    async def stop(self) -> None:
-        """Cancel the task, ending its blocked query."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        self._poll.close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    async def _run(self) -> None:
-        state = self.state
-        while True:
-            call = state.next_call()
-            try:
-                answer = await self._poll.send(call)
-            except Exception as exc:  # the loop's boundary: log, back off
-                delay, became_stale = state.failed(exc)
-                if became_stale:
-                    logger.warning(
-                        "watch %r: registry unreachable, serving the last set: %s",
-                        state.name,
-                        exc,
-                    )
-                    await self._publish()
-                self._answered.set()
-                await asyncio.sleep(delay)
-                continue
-            if state.succeeded(answer):
-                self.balancer.update(answer.instances)
-                await self._publish()
-            self._answered.set()
-
-    async def _publish(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-        if self.on_change is None:
-            return
-        try:
-            self.on_change(self.state.current)
-        except Exception:
-            logger.exception("watch %r: on_change callback raised", self.state.name)
-
-
-class AsyncCache:
-    """One `AsyncWatcher` per query, started on first use.
-
-    The attributes `wait`, `min_backoff` and `max_backoff` are passed to
-    watchers started after they are set (see `AsyncClient.watch`).
-    """
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-        self.wait = DEFAULT_WATCH_WAIT
-        self.min_backoff = DEFAULT_MIN_BACKOFF
-        self.max_backoff = DEFAULT_MAX_BACKOFF
-        self._watchers: dict[CacheKey, AsyncWatcher] = {}
-        self._lock = asyncio.Lock()
-
-    async def watcher(
-        self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
-    ) -> AsyncWatcher:
-        """The running watcher for this query, started if needed."""
-        key = cache_key(name, passing, tags)
-        async with self._lock:
-            watcher = self._watchers.get(key)
-            if watcher is None:
-                watcher = self._client.watch(
-                    name,
-                    passing=passing,
-                    tags=tags,
-                    wait=self.wait,
-                    min_backoff=self.min_backoff,
-                    max_backoff=self.max_backoff,
-                )
-                self._watchers[key] = watcher
-                await watcher.start()
-        return watcher
-
-    async def instances(
-        self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
-    ) -> InstanceSet:
-        """The query's latest set; stale-flagged while cut off.
-
-        Raises:
-            RegistryUnavailable: the registry never answered this query.
-        """
-        watcher = await self.watcher(name, passing=passing, tags=tags)
-        return watcher.instances()
-
-    async def aclose(self) -> None:
-        """Stop every watcher."""
-        watchers, self._watchers = list(self._watchers.values()), {}
-        for watcher in watchers:
-            await watcher.stop()

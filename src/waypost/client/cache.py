@@ -11,9 +11,10 @@ watcher per query.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from waypost.client._base import Call, instances_call
+from waypost.client._base import Call
+from waypost.client._calls import instances_call
 from waypost.client.model import InstanceSet
 
 #: How long the registry may hold a watcher's query (Consul's default is 5m).
@@ -22,7 +23,11 @@ DEFAULT_WATCH_WAIT = 300.0
 DEFAULT_MIN_BACKOFF = 0.05
 DEFAULT_MAX_BACKOFF = 5.0
 
+#: How long starting a watcher waits for its first answer.
+FIRST_ANSWER_TIMEOUT = 10.0
+
 CacheKey = tuple[str, bool, tuple[str, ...]]
+OnChange = Callable[[InstanceSet], None]
 
 
 def cache_key(name: str, passing: bool, tags: Sequence[str]) -> CacheKey:

@@ -1,0 +1,88 @@
+"""A registration's heartbeat policy: what each outcome means, and who hears.
+
+No I/O: the twins send the calls and report back here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from waypost.client._base import Call
+from waypost.client._calls import Registration, check_call, register_call
+from waypost.core.model import HealthStatus
+
+logger = logging.getLogger("waypost.client")
+
+HeartbeatFailure = Callable[[Registration, Exception], None]
+
+
+class HeartbeatState:
+    """A registration's life between heartbeats: counts, logging, callbacks.
+
+    The twins send; this decides what the outcome means. A 404 to the TTL
+    pass means the registry lost the check (restart, reaped, deregistered
+    by hand): register again. Any other failure is reported, and the next
+    heartbeat tries again.
+
+    Args:
+        registration: what to register and heartbeat.
+        on_failure: called with (registration, error) after each failed
+            heartbeat, on the heartbeat thread or task; must not block.
+    """
+
+    def __init__(
+        self, registration: Registration, on_failure: HeartbeatFailure | None = None
+    ) -> None:
+        self.registration = registration
+        self.on_failure = on_failure
+        self.beats = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+        self.reregistrations = 0
+        self.last_error: Exception | None = None
+
+    def pass_call(self) -> Call[None]:
+        call = check_call(self.registration.check_id, HealthStatus.PASSING)
+        call.limit = self.registration.heartbeat_interval
+        return call
+
+    def register_call(self) -> Call[None]:
+        call = register_call(self.registration)
+        call.limit = self.registration.heartbeat_interval
+        return call
+
+    def lost(self) -> None:
+        self.reregistrations += 1
+        logger.warning(
+            "registry lost service %r (check %r unknown); registering again",
+            self.registration.service_id,
+            self.registration.check_id,
+        )
+
+    def succeeded(self) -> None:
+        if self.consecutive_failures:
+            logger.info(
+                "heartbeat of %r works again after %d failure(s)",
+                self.registration.service_id,
+                self.consecutive_failures,
+            )
+        self.beats += 1
+        self.consecutive_failures = 0
+
+    def failed(self, error: Exception) -> None:
+        self.failures += 1
+        self.consecutive_failures += 1
+        self.last_error = error
+        logger.warning(
+            "heartbeat of %r failed (%d in a row): %s",
+            self.registration.service_id,
+            self.consecutive_failures,
+            error,
+        )
+        if self.on_failure is None:
+            return
+        try:
+            self.on_failure(self.registration, error)
+        except Exception:  # a broken callback must not stop the heartbeats
+            logger.exception("on_heartbeat_failure callback raised")
