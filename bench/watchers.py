@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import sys
 import time
@@ -179,6 +180,9 @@ def report(result: dict[str, object], count: int, rounds: int) -> str:
             "",
             f"Memory per watcher: {traced / 1024:,.1f} KiB of Python allocations"
             f" (tracemalloc), {rss / 1024:,.1f} KiB of RSS growth.",
+            "",
+            f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()}"
+            " cores (the agent, the watchers and anything else share them).",
         ]
     )
 

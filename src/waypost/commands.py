@@ -99,12 +99,11 @@ def _errors(ctx: Context) -> Iterator[None]:
         RequestRejected,
         WaypostError,
     )
-    from waypost.client._base import resolve_settings
-
     try:
         yield
     except RegistryConnectError:
-        address = resolve_settings(ctx.http_addr).address
+        with ctx.client() as client:
+            address = client.address
         _fail(
             f"cannot reach the registry at {address} — is `waypost agent` running?"
             " (set --http-addr or WAYPOST_HTTP_ADDR to point elsewhere)",

@@ -111,25 +111,31 @@ async def test_instances_filter_by_every_tag_given(twin: Twin, unique: str) -> N
     assert (await twin("instances", unique, tags=["x", "y"])).ids == ["a"]
 
 
-async def test_instances_with_an_index_block_until_the_service_changes(
+async def test_instances_with_an_index_wait_when_nothing_changes(
     twin: Twin, unique: str
 ) -> None:
     first = await twin("instances", unique)
-    other = Client(twin.client.address)
+    started = time.monotonic()
+    same = await twin("instances", unique, index=first.index, wait="300ms")
+    assert time.monotonic() - started >= 0.3
+    assert same.index == first.index and len(same) == 0
 
-    async def register_later() -> None:
-        await asyncio.sleep(0.2)
-        await asyncio.to_thread(other.register_service, unique, port=5)
 
-    later = asyncio.create_task(register_later())
-    if twin.is_async:
-        changed = await twin("instances", unique, index=first.index, wait="10s")
-    else:
-        changed = await asyncio.to_thread(
-            twin.client.instances, unique, index=first.index, wait="10s"
-        )
-    await later
-    other.close()
+async def test_instances_with_an_index_return_with_the_change(
+    twin: Twin, unique: str
+) -> None:
+    first = await twin("instances", unique)
+    with Client(twin.client.address) as other:
+        # Blocked or not yet sent when the registration lands, the query
+        # answers with the change either way.
+        registering = asyncio.to_thread(other.register_service, unique, port=5)
+        if twin.is_async:
+            waiting = twin("instances", unique, index=first.index, wait="10s")
+        else:
+            waiting = asyncio.to_thread(
+                twin.client.instances, unique, index=first.index, wait="10s"
+            )
+        changed, _ = await asyncio.gather(waiting, registering)
     assert changed.index > first.index and len(changed) == 1
 
 
