@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -306,11 +307,33 @@ from kazoo.protocol.serialization import (  # noqa: E402
 )
 from kazoo.security import OPEN_ACL_UNSAFE  # noqa: E402
 
+try:  # waypost's own client, once it exists: a second waypost column
+    from waypost.client import AsyncClient, AsyncWatcher
+except ImportError:  # pragma: no cover
+    AsyncClient = AsyncWatcher = None  # type: ignore[assignment,misc]
+
 LONG_TTL = 3600  # seconds: nothing the phases seed expires during a run
 TLS = ssl.create_default_context()  # unused on http://, but each client builds one
 
 
 # ------------------------------------------------------------------ drivers
+
+REGISTER_HEAD = (
+    b"PUT /v1/agent/service/register HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+)
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+
+
+def registration(service: str, n: int, ttl: int) -> dict[str, object]:
+    """waypost's (Consul's) body for instance n of `service`, TTL check passing."""
+    return {
+        "Name": service,
+        "ID": f"{service}-{n}",
+        "Address": "127.0.0.1",
+        "Port": 20000 + n % 40000,
+        "Check": {"TTL": f"{ttl}s", "Status": "passing"},
+    }
 
 
 Wake = Callable[[tuple[str, int], float], None]  # (service, watcher), when
@@ -328,6 +351,9 @@ class Registry(Protocol):
     async def restart(self) -> None: ...
     async def register(self, service: str, n: int, *, ttl: int = LONG_TTL) -> None:
         """One instance, durable when this returns."""
+
+    async def register_many(self, service: str, numbers: range) -> None:
+        """Instances of one service by the cheapest path (loading, not timed)."""
 
     async def discover(self, service: str) -> int:
         """How many healthy instances `service` has."""
@@ -426,14 +452,24 @@ class Waypost:
         self.http = HttpClients(self.agent.url)
 
     async def register(self, service: str, n: int, *, ttl: int = LONG_TTL) -> None:
-        body = {
-            "Name": service,
-            "ID": f"{service}-{n}",
-            "Address": "127.0.0.1",
-            "Port": 20000 + n % 40000,
-            "Check": {"TTL": f"{ttl}s", "Status": "passing"},
-        }
+        body = registration(service, n, ttl)
         await self.http.request("PUT", "/v1/agent/service/register", json=body)
+
+    async def register_many(self, service: str, numbers: range) -> None:
+        """Plain HTTP/1.1 on one connection: httpx costs more than the agent."""
+        reader, writer = await asyncio.open_connection(self.agent.host, self.agent.port)
+        try:
+            for n in numbers:
+                body = json.dumps(registration(service, n, LONG_TTL)).encode()
+                writer.write(REGISTER_HEAD % len(body) + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = CONTENT_LENGTH.search(head)
+                if length:
+                    await reader.readexactly(int(length.group(1)))
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(head.decode(errors="replace"))
+        finally:
+            writer.close()
 
     async def discover(self, service: str) -> int:
         response = await self.http.request(
@@ -482,6 +518,78 @@ class Waypost:
 
     def version(self) -> str:
         return metadata.version("waypost")
+
+
+def has_waypost_client() -> bool:
+    return AsyncClient is not None
+
+
+class WaypostClient(Waypost):
+    """The same agent through waypost's own `AsyncClient` (one, shared)."""
+
+    name = "waypost client"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.client: AsyncClient | None = None
+        self.watchers: list[AsyncWatcher] = []
+
+    @property
+    def api(self) -> AsyncClient:
+        if self.client is None:
+            self.client = AsyncClient(self.agent.url, max_connections=128)
+        return self.client
+
+    async def close(self) -> None:
+        for watcher in self.watchers:
+            await watcher.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        await super().close()
+
+    async def restart(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+        await super().restart()
+
+    async def register(self, service: str, n: int, *, ttl: int = LONG_TTL) -> None:
+        await self.api.register_service(
+            service,
+            port=20000 + n % 40000,
+            address="127.0.0.1",
+            service_id=f"{service}-{n}",
+            ttl=ttl,
+        )
+
+    async def discover(self, service: str) -> int:
+        return len(await self.api.instances(service, passing=True))
+
+    async def heartbeat(self, n: int) -> None:
+        await self.api.pass_check(self.heartbeat_ids[n % len(self.heartbeat_ids)])
+
+    async def watch(self, services: list[str], per_service: int, wake: Wake) -> None:
+        for service, k in itertools.product(services, range(per_service)):
+            armed = asyncio.Event()
+
+            def changed(
+                _instances: object,
+                watcher: tuple[str, int] = (service, k),
+                armed: asyncio.Event = armed,
+            ) -> None:
+                if armed.is_set():
+                    wake(watcher, time.perf_counter())
+                armed.set()
+
+            watcher = self.api.watch(service, on_change=changed, wait=300)
+            await watcher.start()
+            self.watchers.append(watcher)
+            await asyncio.wait_for(armed.wait(), timeout=30)
+
+    async def lapse(self, service: str, ttl: int) -> float:
+        await self.register(service, 0, ttl=ttl)
+        await self.api.pass_check(f"service:{service}-0")
+        return time.perf_counter()
 
 
 # --------------------------------------------------------------------- etcd
@@ -548,6 +656,19 @@ class Etcd:
     async def register(self, service: str, n: int, *, ttl: int = LONG_TTL) -> None:
         lease = await self.client.lease(ttl)
         await self._put(service, n, lease.id)
+
+    async def register_many(self, service: str, numbers: range) -> None:
+        """A lease each, then one transaction puts them all."""
+        leases = await asyncio.gather(*(self.client.lease(LONG_TTL) for _ in numbers))
+        puts = [
+            self.client.transactions.put(
+                f"/svc/{service}/{n}".encode(),
+                json.dumps(instance_value(n)).encode(),
+                lease=lease.id,
+            )
+            for n, lease in zip(numbers, leases, strict=True)
+        ]
+        await self.client.transaction(compare=[], success=puts, failure=[])
 
     async def _put(self, service: str, n: int, lease: int) -> None:
         value = json.dumps(instance_value(n)).encode()
@@ -692,6 +813,20 @@ class ZooKeeper:
         await self._call(
             self.kazoo.create_async, path, data, ephemeral=True, makepath=True
         )
+
+    async def register_many(self, service: str, numbers: range) -> None:
+        """One multi-op transaction of ephemeral creates."""
+        await self._call(self.kazoo.ensure_path_async, f"/svc/{service}")
+        transaction = self.kazoo.transaction()
+        for n in numbers:
+            value = instance_value(n)
+            name = f"{service}-{n}@{value['address']}:{value['port']}"
+            data = json.dumps(value).encode()
+            transaction.create(f"/svc/{service}/{name}", data, ephemeral=True)
+        results = await self._call(transaction.commit_async)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
 
     async def discover(self, service: str) -> int:
         try:
@@ -843,8 +978,9 @@ async def retry(probe: Callable[[], Awaitable[object]], *, within: float) -> obj
 
 @contextlib.asynccontextmanager
 async def running(registry: Registry) -> AsyncIterator[Registry]:
-    await registry.open()
+    """Open, yield, close: also when opening failed half-way."""
     try:
+        await registry.open()
         yield registry
     finally:
         await registry.close()
