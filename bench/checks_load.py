@@ -2,7 +2,8 @@
 
 One agent process runs 10,000 HTTP checks at a 10 s interval (1,000 probes a
 second) against a local target (a minimal HTTP server in its own process).
-A steady reader measures the latency of `GET /v1/health/service/<one>`
+Steady readers (raw keep-alive connections, so the client's own cost stays
+out of the figures) measure the latency of `GET /v1/health/service/<one>`
 (a small, fixed read) while the agent is idle and while the checks run.
 Run: `.venv/bin/python bench/checks_load.py` (about 1.5 min).
 """
@@ -10,6 +11,7 @@ Run: `.venv/bin/python bench/checks_load.py` (about 1.5 min).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -21,6 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _rawhttp import RawConnection
 from _results import environment, write_section
 
 from waypost.testing import run_agent, wait_until
@@ -64,39 +67,45 @@ def cpu_seconds(pid: int) -> float:
 async def read_latencies(url: str, seconds: float) -> list[float]:
     latencies: list[float] = []
     period = READERS / READ_RATE
+    parts = httpx.URL(url)
 
     async def reader() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-            end = time.monotonic() + seconds
-            next_at = time.monotonic()
-            while time.monotonic() < end:
-                started = time.monotonic()
-                (await api.get("/v1/health/service/probe-me")).raise_for_status()
-                latencies.append(time.monotonic() - started)
-                next_at += period
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        conn = RawConnection(parts.host, parts.port or 80)
+        end = time.monotonic() + seconds
+        next_at = time.monotonic()
+        while time.monotonic() < end:
+            started = time.monotonic()
+            status, _ = await conn.request("GET", "/v1/health/service/probe-me")
+            assert status == 200, status
+            latencies.append(time.monotonic() - started)
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        conn.close()
 
     await asyncio.gather(*(reader() for _ in range(READERS)))
     return latencies
 
 
 async def register_checks(url: str, target: str) -> None:
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as api:
-        gate = asyncio.Semaphore(64)
+    parts = httpx.URL(url)
+    conns = [RawConnection(parts.host, parts.port or 80) for _ in range(16)]
 
-        async def one(i: int) -> None:
+    async def some(offset: int) -> None:
+        conn = conns[offset]
+        for i in range(offset, CHECKS, len(conns)):
             body = {
                 "Name": f"load{i % 100}",
                 "ID": f"load-{i}",
                 "Port": 20_000 + i,
                 "Check": {"HTTP": f"{target}/health/{i}", "Interval": INTERVAL},
             }
-            async with gate:
-                response = await api.put("/v1/agent/service/register", json=body)
-                response.raise_for_status()
+            status = await conn.put(
+                "/v1/agent/service/register", json.dumps(body).encode()
+            )
+            assert status == 200, status
+        conn.close()
 
-        await asyncio.gather(*(one(i) for i in range(CHECKS)))
+    await asyncio.gather(*(some(k) for k in range(len(conns))))
 
 
 def summary(name: str, values: list[float], cpu: float) -> str:

@@ -29,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _rawhttp import RawConnection
 from _results import environment, write_section
 
 from waypost.testing import run_agent
@@ -41,40 +42,6 @@ WARMUP = 12.0  # past the first TTL of every instance
 CLIENTS = 25
 SERVICE = "bench"
 errors: list[str] = []
-
-
-class RawConnection:
-    """One keep-alive HTTP/1.1 connection for heartbeats: a request costs a
-    write and a read, not a trip through a general client's pool."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.lock = asyncio.Lock()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def put(self, path: str, body: bytes = b"") -> int:
-        async with self.lock:
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(
-                    self.host, self.port
-                )
-            assert self.reader is not None
-            head = f"PUT {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            head += f"Content-Length: {len(body)}\r\n\r\n"
-            self.writer.write(head.encode() + body)
-            header = await self.reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in header.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            await self.reader.readexactly(length)
-            return int(header.split(b" ", 2)[1])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def heartbeat(conn: RawConnection, i: int, last: dict[int, float]) -> None:
