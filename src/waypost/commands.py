@@ -99,6 +99,7 @@ def _errors(ctx: Context) -> Iterator[None]:
         RequestRejected,
         WaypostError,
     )
+
     try:
         yield
     except RegistryConnectError:
