@@ -158,7 +158,9 @@ def main() -> None:
             f" (registered in {registered_in:.1f} s); reads of one small"
             f" service at {READ_RATE}/s over {READERS} connections, {PHASE:g} s"
             f" per phase. Probes observed at the target: {rate:,.0f}/s (expected"
-            f" {CHECKS / 10:,.0f}/s); all {CHECKS:,} checks passing afterwards.",
+            f" {CHECKS / 10:,.0f}/s); all {CHECKS:,} checks passing afterwards."
+            f" Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:"
+            " the target, the reader and the agent share them.",
             "",
             "| phase | reads | p50 ms | p99 ms | max ms | agent CPU |",
             "| --- | --- | --- | --- | --- | --- |",

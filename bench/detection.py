@@ -137,12 +137,14 @@ async def measure(url: str) -> dict[str, list[float]]:
     to_critical = [critical[f"i{i}"] - last[i] for i in doomed]
     to_watcher = [watched[f"i{i}"] - last[i] for i in doomed]
     lag = [watched[f"i{i}"] - (last[i] + TTL) for i in doomed]
+    after = [watched[f"i{i}"] - critical[f"i{i}"] for i in doomed]
     print("brake:", stats["self_preservation"])
-    return {"critical": to_critical, "watcher": to_watcher, "lag": lag}
+    return {"critical": to_critical, "watcher": to_watcher, "lag": lag, "after": after}
 
 
 def report(figures: dict[str, list[float]]) -> str:
     crit, watch, lag = figures["critical"], figures["watcher"], figures["lag"]
+    after = [x * 1000 for x in figures["after"]]
     lines = [
         f"### Failure detection ({environment()})",
         "",
@@ -160,9 +162,13 @@ def report(figures: dict[str, list[float]]) -> str:
             [x * 1000 for x in lag],
             "≤ 200 ms (100 ms tick + 100 ms wake)",
         ),
+        _row("watcher after critical was seen (ms)", after, "≤ 100 ms"),
         "",
         f"All {KILLED} within TTL + 1 s: {max(*crit, *watch) <= TTL + 1};"
-        f" every watcher within 200 ms of its deadline: {max(lag) <= 0.2}."
+        f" every watcher within 200 ms of its deadline: {max(lag) <= 0.2};"
+        f" within 100 ms of the critical poll: {max(after) <= 100}"
+        " (the poll is one request every 10 ms from a busy client, so this can"
+        " read negative)."
         f" Load average during the run: {os.getloadavg()[0]:.1f} on"
         f" {os.cpu_count()} cores (the bench client shares them).",
         "",
