@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,3 +180,30 @@ class H2Target:
 def ports(n: int) -> Iterator[int]:
     for _ in range(n):
         yield free_port()
+
+
+def self_signed_certificate(folder: str, name: str) -> tuple[str, str]:
+    """A throwaway certificate for `name` (openssl CLI); (cert, key) paths."""
+    cert, key = f"{folder}/{name}.crt", f"{folder}/{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "1",
+            "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+class HttpsTarget(HttpTarget):
+    """HttpTarget behind TLS with a self-signed certificate for `name`."""
+
+    def __init__(self, folder: str, name: str = "waypost.test") -> None:
+        super().__init__()
+        self.cert, key = self_signed_certificate(folder, name)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.port}"

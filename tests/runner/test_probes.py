@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.runner.targets import (
     GrpcHealthTarget,
     H2Target,
+    HttpsTarget,
     HttpTarget,
     TcpListener,
     UdpEcho,
@@ -187,3 +190,19 @@ def test_script_checks_are_refused_unless_enabled() -> None:
         require_scripts_enabled(definition, enabled=False)
     require_scripts_enabled(definition, enabled=True)
     assert "enable_script_checks" in SCRIPTS_DISABLED
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_https_with_a_self_signed_certificate_needs_tls_skip_verify(
+    tmp_path: Path,
+) -> None:
+    with HttpsTarget(str(tmp_path)) as web:
+        strict = await probe_http(CheckDefinition(http=web.url), 5.0)
+        assert strict.status is C and "CERTIFICATE_VERIFY_FAILED" in strict.output
+        relaxed = CheckDefinition(http=web.url, tls_skip_verify=True)
+        result = await probe_http(relaxed, 5.0)
+        assert result == ProbeResult(P, f"HTTP GET {web.url}: 200 OK Output: all good")
+        named = CheckDefinition(
+            http=web.url, tls_skip_verify=True, tls_server_name="waypost.test"
+        )
+        assert (await probe_http(named, 5.0)).status is P
