@@ -125,8 +125,11 @@ class GrpcHealthTarget:
     def __enter__(self) -> GrpcHealthTarget:
         from concurrent import futures
 
-        import grpc
-        from grpc_health.v1 import health, health_pb2_grpc
+        import grpc  # type: ignore[import-untyped]
+        from grpc_health.v1 import (  # type: ignore[import-untyped]
+            health,
+            health_pb2_grpc,
+        )
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.health = health.HealthServicer()

@@ -41,12 +41,13 @@ def register(api: httpx.Client, name: str, check: dict[str, object]) -> None:
 
 
 def check_of(api: httpx.Client, name: str) -> dict[str, object]:
-    return api.get("/v1/agent/checks").json()[f"service:{name}"]
+    check: dict[str, object] = api.get("/v1/agent/checks").json()[f"service:{name}"]
+    return check
 
 
 def wait_status(
     api: httpx.Client, name: str, status: str, timeout: float = 10.0
-) -> dict:
+) -> dict[str, object]:
     def reached() -> dict[str, object] | None:
         check = check_of(api, name)
         return check if check["Status"] == status else None
