@@ -478,10 +478,18 @@ class Waypost:
         return len(response.json())
 
     async def prepare_heartbeats(self, count: int) -> None:
+        """Register all of them in bulk, 16 services at a time."""
         self.heartbeat_ids = [f"service:hb-{n % 100}-{n}" for n in range(count)]
+        services = iter(range(100))
+
+        async def load() -> None:
+            for m in services:
+                await self.register_many(f"hb-{m}", range(m, count, 100))
+
+        await asyncio.gather(*(load() for _ in range(16)))
 
     async def add_heartbeater(self, n: int) -> None:
-        await self.register(f"hb-{n % 100}", n)
+        """Registered by prepare_heartbeats() already."""
 
     async def heartbeat(self, n: int) -> None:
         check_id = self.heartbeat_ids[n % len(self.heartbeat_ids)]

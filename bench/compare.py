@@ -86,7 +86,7 @@ class Sizes(NamedTuple):
     rounds: int  # systems take turns this often in each timed measurement
 
 
-FULL = Sizes(100, 5.0, 10_000, 8.0, (10, 1000), 4.0, 100, 7, 10, 2000, 100_000, 1.0, 3)
+FULL = Sizes(100, 5.0, 10_000, 6.0, (10, 1000), 4.0, 100, 7, 10, 2000, 100_000, 1.0, 3)
 QUICK = Sizes(10, 0.5, 200, 0.5, (10, 100), 0.5, 10, 2, 2, 500, 1_000, 0.2, 1)
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -827,7 +827,7 @@ def summarize_profile(path: Path, top: int = 18) -> str:
             continue
         samples = int(count)
         total += samples
-        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")[1:]]
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
         if not frames:
             continue
         own[frames[-1]] += samples
