@@ -256,7 +256,10 @@ class ZooKeeperServer(_Server):
         done = subprocess.run(
             ["java", "-cp", str(ZOOKEEPER_JAR), main], capture_output=True, text=True
         )
-        return done.stdout.strip().split(" ")[0].split("-")[0] or "?"
+        found = re.search(
+            r"\d+\.\d+\.\d+", done.stdout
+        )  # "Apache ZooKeeper, version 3.8.0-…"
+        return found.group(0) if found else "?"
 
 
 def _zookeeper_answers(port: int) -> bool:
