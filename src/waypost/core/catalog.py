@@ -194,7 +194,7 @@ class Catalog:
         self._validate_new_checks(checks, service)
         checks = [
             msgspec.structs.replace(
-                c, service_name=service.name, service_tags=list(service.tags)
+                c, service_name=service.name, service_tags=service.tags
             )
             for c in checks
         ]
@@ -234,7 +234,7 @@ class Catalog:
         for check in list(self._service_checks.get(key, {}).values()):
             if check.service_tags != new.tags or check.service_name != new.name:
                 updated = msgspec.structs.replace(
-                    check, service_tags=list(new.tags), service_name=new.name
+                    check, service_tags=new.tags, service_name=new.name
                 )
                 self._put_check(updated)
                 rows.append((CHECKS, row_key(updated.node, updated.check_id), updated))
@@ -305,7 +305,7 @@ class Catalog:
             if service is None:
                 raise NotFound(f'ServiceID "{check.service_id}" does not exist')
             check = msgspec.structs.replace(
-                check, service_name=service.name, service_tags=list(service.tags)
+                check, service_name=service.name, service_tags=service.tags
             )
         self._validate_new_checks([check], service)
         self._next_index()

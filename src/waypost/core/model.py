@@ -55,6 +55,10 @@ class Service(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     meta: dict[str, str] = {}
     tagged_addresses: dict[str, dict[str, object]] = {}
     weights: Weights = Weights()
+    #: Registered through the agent: Consul's agent adds lan/wan_ipv4 (or
+    #: _ipv6) tagged addresses from an IP Address. Derived when encoding, not
+    #: stored: they would be a third of an instance's memory.
+    agent_tagged_defaults: bool = False
     enable_tag_override: bool = False
     kind: str = ""
     socket_path: str = ""
@@ -63,7 +67,11 @@ class Service(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class CheckDefinition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """How a check is run: what the runner needs, and what the API echoes."""
+    """How a check is run: what the runner needs, and what the API echoes.
+
+    Identical definitions (every `{"TTL": "10s"}`) are shared, not copied:
+    see `http.wire.to_definition`.
+    """
 
     ttl: float | None = None
     interval: float | None = None

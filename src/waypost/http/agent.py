@@ -218,7 +218,7 @@ async def register_service(agent: Agent, request: Request) -> Response:
         raise InvalidRequest("Invalid service address")
     node = agent.config.node
     service, numeric_id = wire.to_service(data, node=node)
-    service = wire.default_tagged_addresses(service)
+    service = msgspec.structs.replace(service, agent_tagged_defaults=True)
     checks = _service_checks(agent, data, service)
     commit = agent.catalog.register_service(
         service,

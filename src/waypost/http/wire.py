@@ -10,6 +10,7 @@ import base64
 import functools
 import ipaddress
 import re
+from sys import intern
 from collections.abc import Mapping
 
 import msgspec
@@ -127,10 +128,13 @@ def _port(value: object) -> int:
     return port
 
 
+DEFAULT_WEIGHTS = Weights()
+
+
 def _weights(data: object) -> Weights:
     """Consul's `structs.ValidateWeights`, with its agent endpoint's prefix."""
     if not isinstance(data, dict) or not data:
-        return Weights()
+        return DEFAULT_WEIGHTS
     passing = int(data.get("Passing", 1))
     warning = int(data.get("Warning", 1))
     if passing < 1:
@@ -141,6 +145,8 @@ def _weights(data: object) -> Weights:
         raise InvalidRequest(
             f"Invalid Weights: DNS Weight must be between 0 and {MAX_WEIGHT}"
         )
+    if passing == DEFAULT_WEIGHTS.passing and warning == DEFAULT_WEIGHTS.warning:
+        return DEFAULT_WEIGHTS
     return Weights(passing=passing, warning=warning)
 
 
@@ -158,17 +164,21 @@ def to_service(
     data: Decoded, *, node: str, name_field: str = "Name"
 ) -> tuple[Service, bool]:
     """A service registration body → Service; also whether ID was a number."""
-    name = str(data.get(name_field, "") or "")
+    name = intern(str(data.get(name_field, "") or ""))
     if not name:
         raise InvalidRequest("Missing service name")
     sid, numeric = service_id(data.get("ID"), name)
-    meta = dict(data.get("Meta") or {})  # type: ignore[call-overload]
+    # Names, tags and meta repeat across instances: keep one copy of each.
+    meta = {
+        intern(k): intern(v)
+        for k, v in (data.get("Meta") or {}).items()  # type: ignore[attr-defined]
+    }
     validate_meta(meta, "service")
     service = Service(
         node=node,
         service_id=sid,
         name=name,
-        tags=list(data.get("Tags") or []),  # type: ignore[call-overload]
+        tags=[intern(t) for t in data.get("Tags") or []],  # type: ignore[attr-defined]
         address=str(data.get("Address", "") or ""),
         port=_port(data.get("Port", 0) or 0),
         meta=meta,
@@ -225,7 +235,25 @@ def to_definition(data: Mapping[str, object]) -> CheckDefinition:
         output_max_size=num("OutputMaxSize"),
     )
     _validate_definition(definition)
-    return definition
+    return _shared(definition)
+
+
+#: Distinct definitions seen recently, by their msgpack bytes. Bounded: when
+#: full it starts again, which only costs later duplicates their sharing.
+_DEFINITIONS: dict[bytes, CheckDefinition] = {}
+_DEFINITIONS_MAX = 10_000
+_definition_key = msgspec.msgpack.Encoder().encode
+
+
+def _shared(definition: CheckDefinition) -> CheckDefinition:
+    """One object per distinct definition: 10,000 `TTL 10s` checks share one."""
+    key = _definition_key(definition)
+    found = _DEFINITIONS.get(key)
+    if found is None:
+        if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[key] = found = definition
+    return found
 
 
 def _validate_definition(d: CheckDefinition) -> None:
@@ -288,22 +316,23 @@ def _number(value: object) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def default_tagged_addresses(service: Service) -> Service:
-    """Consul's agent fills lan/wan_ipv4 (or _ipv6) from an IP Address.
+def tagged_addresses(service: Service) -> dict[str, dict[str, object]]:
+    """The service's tagged addresses as Consul shows them.
 
-    Copied from `Agent.addServiceInternal`: only when the address parses as
-    an IP, and never over a tagged address the caller gave.
+    For agent registrations, Consul's `Agent.addServiceInternal` fills
+    lan/wan_ipv4 (or _ipv6) from an IP Address, never over a tagged address
+    the caller gave; derived here rather than stored with every instance.
     """
+    if not service.agent_tagged_defaults:
+        return service.tagged_addresses
     version = _ip_version(service.address)
     if version is None:
-        return service
+        return service.tagged_addresses
     suffix = f"ipv{version}"
     tagged = dict(service.tagged_addresses)
     for key in (f"lan_{suffix}", f"wan_{suffix}"):
         tagged.setdefault(key, {"Address": service.address, "Port": service.port})
-    if tagged == service.tagged_addresses:
-        return service
-    return msgspec.structs.replace(service, tagged_addresses=tagged)
+    return tagged
 
 
 @functools.lru_cache(maxsize=4096)
@@ -382,8 +411,9 @@ def agent_service_json(service: Service, datacenter: str) -> JSON:
     )
     if service.socket_path:
         out["SocketPath"] = service.socket_path
-    if service.tagged_addresses:
-        out["TaggedAddresses"] = service.tagged_addresses
+    tagged = tagged_addresses(service)
+    if tagged:
+        out["TaggedAddresses"] = tagged
     out.update(
         {
             "Weights": _weights_json(service.weights),
@@ -405,8 +435,9 @@ def node_service_json(service: Service) -> JSON:
             "Address": service.address,
         }
     )
-    if service.tagged_addresses:
-        out["TaggedAddresses"] = service.tagged_addresses
+    tagged = tagged_addresses(service)
+    if tagged:
+        out["TaggedAddresses"] = tagged
     out.update(
         {
             "Meta": service.meta,
@@ -443,7 +474,7 @@ def catalog_service_json(node: Node, service: Service) -> JSON:
         "ServiceName": service.name,
         "ServiceTags": service.tags,
         "ServiceAddress": service.address,
-        "ServiceTaggedAddresses": service.tagged_addresses or None,
+        "ServiceTaggedAddresses": tagged_addresses(service) or None,
         "ServiceWeights": _weights_json(service.weights),
         "ServiceMeta": service.meta,
         "ServicePort": service.port,
