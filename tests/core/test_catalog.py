@@ -250,3 +250,21 @@ def test_index_only_grows_and_create_never_exceeds_modify(
         for name in catalog.service_names():
             for service in catalog.service_instances(name):
                 assert service.create_index <= service.modify_index <= catalog.index
+
+
+def test_ttl_check_reregistered_as_http_no_longer_expires() -> None:
+    catalog = make_catalog()
+    catalog.register_service(web(), [ttl_check(ttl=5.0)], now=0.0)
+    catalog.update_check(NODE, "service:web-1", HealthStatus.PASSING, "", now=0.0)
+    http = Check(
+        node=NODE,
+        check_id="service:web-1",
+        service_id="web-1",
+        status=HealthStatus.PASSING,
+        type="http",
+        definition=CheckDefinition(http="http://127.0.0.1:1/", interval=10.0),
+    )
+    catalog.register_service(web(), [http], now=1.0)
+    assert catalog.expire(now=100.0) == []
+    check = catalog.get_check(NODE, "service:web-1")
+    assert check is not None and check.status is HealthStatus.PASSING

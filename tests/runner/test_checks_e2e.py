@@ -183,21 +183,23 @@ def test_script_check_runs_when_enabled(api: httpx.Client) -> None:
     assert check["Output"] == "fine\n"
 
 
-def test_script_checks_are_not_run_without_the_flag() -> None:
-    marker = f"/tmp/waypost-script-ran-{free_port()}"
-    script = [sys.executable, "-c", f"open({marker!r}, 'w').close()"]
+def test_script_checks_are_refused_without_the_flag() -> None:
+    script = [sys.executable, "-c", "pass"]
     with run_agent() as plain, httpx.Client(base_url=plain.url, timeout=10) as api:
         response = api.put(
             "/v1/agent/check/register",
             json={"Name": "s", "Args": script, "Interval": "100ms"},
         )
-        if response.status_code == 400:  # once http/ validates (see report)
-            assert "Scripts are disabled on this agent" in response.text
-        else:
-            time.sleep(0.5)  # a negative: give a run every chance to happen
-            import os
-
-            assert not os.path.exists(marker)
+        assert response.status_code == 400
+        assert "Scripts are disabled on this agent" in response.text
+        response = api.put(
+            "/v1/agent/service/register",
+            json={"Name": "svc", "Check": {"Args": script, "Interval": "1s"}},
+        )
+        assert response.status_code == 400
+        assert "Scripts are disabled on this agent" in response.text
+        assert api.get("/v1/agent/checks").json() == {}
+        assert api.get("/v1/agent/services").json() == {}
 
 
 def test_checks_of_other_nodes_are_never_run(api: httpx.Client) -> None:

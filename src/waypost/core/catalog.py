@@ -443,6 +443,11 @@ class Catalog:
         if ttl is not None:
             self._ttl_of[ckey] = ttl
             self.ttl.arm(ckey, now + ttl)
+        elif ckey in self._ttl_of:
+            # Re-registered as another kind of check: its old TTL must not
+            # keep expiring it.
+            del self._ttl_of[ckey]
+            self.ttl.disarm(ckey)
         self._arm_reap(check, now)
 
     def _arm_reap(self, check: Check, now: float) -> None:

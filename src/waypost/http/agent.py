@@ -284,6 +284,7 @@ def _service_checks(
             default_name=f"Service '{service.name}' check",
             service_id=service.service_id,
         )
+        agent.validate_check(check)
         checks.append(_preserving_status(agent, check))
     return checks
 
@@ -427,6 +428,7 @@ async def register_check(agent: Agent, request: Request) -> Response:
         default_name=name,
         service_id=str(data.get("ServiceID") or ""),
     )
+    agent.validate_check(check)
     check = _preserving_status(agent, check)
     await agent.persist(agent.catalog.register_check(check, now=agent.now()))
     return empty_response()

@@ -10,8 +10,8 @@ import base64
 import functools
 import ipaddress
 import re
-from sys import intern
 from collections.abc import Mapping
+from sys import intern
 
 import msgspec
 
