@@ -462,6 +462,8 @@ async def _update_ttl(
 
 def _truncate_output(output: str, limit: int) -> str:
     """Consul's CheckTTL.SetStatus: cut at `limit` bytes and say so."""
+    if len(output) * 4 <= limit:  # even all 4-byte characters would fit
+        return output
     raw = output.encode()
     if len(raw) <= limit:
         return output

@@ -160,8 +160,12 @@ def text_response(
     return Response(status, text.encode(), [TEXT_TYPE, *(headers or [])])
 
 
+_EMPTY_OK = Response(200, b"", [TEXT_TYPE])
+
+
 def empty_response() -> Response:
-    return Response(200, b"", [TEXT_TYPE])
+    """The empty 200 of every write; one shared, pre-serialized object."""
+    return _EMPTY_OK
 
 
 def encode(data: object) -> bytes:
