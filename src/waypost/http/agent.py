@@ -192,7 +192,7 @@ def _local_services(agent: Agent) -> list[Service]:
 async def services(agent: Agent, request: Request) -> Response:
     dc = agent.config.datacenter
     items = [wire.agent_service_json(s, dc) for s in _local_services(agent)]
-    items = filtering.apply(request, items, _schema("AGENT_SERVICE"))
+    items = filtering.apply(request, items)
     return json_response({item["ID"]: item for item in items})
 
 
@@ -407,7 +407,7 @@ def _unknown_check(check_id: str) -> NotFound:
 
 async def checks(agent: Agent, request: Request) -> Response:
     items = [wire.check_json(c) for c in _local_checks(agent)]
-    items = filtering.apply(request, items, _schema("HEALTH_CHECK"))
+    items = filtering.apply(request, items)
     return json_response({item["CheckID"]: item for item in items})
 
 
@@ -579,12 +579,3 @@ async def health_by_name(agent: Agent, request: Request) -> Response:
     worst = max((status for status, _ in results), key=order.index)
     bodies = [body for _, body in results]
     return _health_answer(request, bodies, worst, _STATUS_CODES[worst])
-
-
-def _schema(name: str) -> object:
-    """The filter schema for a response shape, once the filter module has it."""
-    try:
-        from waypost.core import filter_schemas
-    except ImportError:  # pragma: no cover - during bring-up only
-        return None
-    return getattr(filter_schemas, name, None)

@@ -14,8 +14,8 @@ from waypost.core.catalog import (
 from waypost.core.model import Check, Node, Service
 from waypost.exceptions import InvalidRequest
 from waypost.http import decode, filtering, wire
-from waypost.http.agent import _schema
 from waypost.http.messages import Query, Request, Response, json_response
+from waypost.http.wire import JSON
 
 if TYPE_CHECKING:
     from waypost.server import Agent
@@ -215,7 +215,7 @@ async def nodes(agent: Agent, request: Request) -> Query:
             for name, n in sorted(agent.catalog.nodes.items())
             if node_meta_matches(request, n.meta)
         ]
-        return json_response(filtering.apply(request, items, _schema("NODE")))
+        return json_response(filtering.apply(request, items))
 
     return Query([T_NODES], render)
 
@@ -235,7 +235,7 @@ async def services(agent: Agent, request: Request) -> Query:
                 if s.node in catalog.nodes
                 and node_meta_matches(request, catalog.nodes[s.node].meta)
             ]
-            rows = filtering.apply(request, rows, _schema("SERVICE_NODE"))
+            rows = filtering.apply(request, rows)
             if rows:
                 tags = sorted({t for r in rows for t in r["ServiceTags"]})  # type: ignore[attr-defined]
                 result[name] = tags
@@ -260,7 +260,7 @@ async def service(agent: Agent, request: Request) -> Query:
             if not has_tags(s, tags):
                 continue
             rows.append(wire.catalog_service_json(node, s))
-        return json_response(filtering.apply(request, rows, _schema("SERVICE_NODE")))
+        return json_response(filtering.apply(request, rows))
 
     return Query([service_topic(name)], render)
 
@@ -273,8 +273,7 @@ async def node(agent: Agent, request: Request) -> Query:
         found = agent.catalog.nodes.get(name)
         if found is None:
             return json_response(None)
-        items = [wire.node_service_json(s) for s in agent.catalog.node_services(name)]
-        items = filtering.apply(request, items, _schema("NODE_SERVICE"))
+        items = _filtered_node_services(agent, request, name)
         return json_response(
             {"Node": wire.node_json(found), "Services": {i["ID"]: i for i in items}}
         )
@@ -292,8 +291,12 @@ async def node_services(agent: Agent, request: Request) -> Query:
             # Consul returns &out.NodeServices, a zero NodeServiceList for an
             # unknown node: an object of nulls, never a bare null.
             return json_response({"Node": None, "Services": None})
-        items = [wire.node_service_json(s) for s in agent.catalog.node_services(name)]
-        items = filtering.apply(request, items, _schema("NODE_SERVICE"))
+        items = _filtered_node_services(agent, request, name)
         return json_response({"Node": wire.node_json(found), "Services": items})
 
     return Query([node_topic(name)], render)
+
+
+def _filtered_node_services(agent: Agent, request: Request, name: str) -> list[JSON]:
+    items = [wire.node_service_json(s) for s in agent.catalog.node_services(name)]
+    return filtering.apply(request, items)

@@ -35,7 +35,7 @@ def schema_for(path: str) -> Schema | None:
     return None
 
 
-def apply(request: Request, items: Sequence[T], schema: object = None) -> list[T]:
+def apply(request: Request, items: Sequence[T]) -> list[T]:
     """Keep the items the request's `?filter=` accepts (all when absent).
 
     Items are Consul-shaped JSON dicts, the same shape the caller receives,

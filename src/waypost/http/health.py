@@ -9,7 +9,6 @@ from waypost.core.catalog import T_CHECKS, node_topic, service_topic
 from waypost.core.model import HealthStatus
 from waypost.exceptions import InvalidRequest
 from waypost.http import decode, filtering, wire
-from waypost.http.agent import _schema
 from waypost.http.catalog import (
     has_tags,
     is_peer_query,
@@ -65,7 +64,7 @@ async def service(agent: Agent, request: Request) -> Query:
             }
             for node, instance, checks in kept
         ]
-        rows = filtering.apply(request, rows, _schema("SERVICE_ENTRY"))
+        rows = filtering.apply(request, rows)
         return json_response(rows, headers=headers)
 
     return Query([service_topic(name)], render)
@@ -94,7 +93,7 @@ async def checks(agent: Agent, request: Request) -> Query:
             if c.node in catalog.nodes
             and node_meta_matches(request, catalog.nodes[c.node].meta)
         ]
-        return json_response(filtering.apply(request, rows, _schema("HEALTH_CHECK")))
+        return json_response(filtering.apply(request, rows))
 
     return Query([service_topic(name)], render)
 
@@ -105,7 +104,7 @@ async def node(agent: Agent, request: Request) -> Query:
 
     def render() -> Response:
         rows = [wire.check_json(c) for c in agent.catalog.node_checks(name)]
-        return json_response(filtering.apply(request, rows, _schema("HEALTH_CHECK")))
+        return json_response(filtering.apply(request, rows))
 
     return Query([node_topic(name)], render)
 
@@ -129,6 +128,6 @@ async def state(agent: Agent, request: Request) -> Query:
             and c.node in catalog.nodes
             and node_meta_matches(request, catalog.nodes[c.node].meta)
         ]
-        return json_response(filtering.apply(request, rows, _schema("HEALTH_CHECK")))
+        return json_response(filtering.apply(request, rows))
 
     return Query([T_CHECKS], render)
