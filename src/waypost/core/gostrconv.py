@@ -1,8 +1,8 @@
-"""Go's `strconv` and `regexp` rules, as far as filter literals reach them.
+"""Go's `strconv` rules, as far as filter literals reach them.
 
 go-bexpr converts a filter's literal to the field's Go type with strconv
 (`ParseBool`, `ParseInt` with base 0 and underscores, `ParseFloat`, `Unquote`)
-and compiles `matches` patterns with Go's RE2; these helpers copy those rules
+and these helpers copy those rules
 and their error wording. Pure: no I/O.
 """
 
