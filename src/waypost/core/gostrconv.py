@@ -1,9 +1,8 @@
 """Go's `strconv` rules, as far as filter literals reach them.
 
 go-bexpr converts a filter's literal to the field's Go type with strconv
-(`ParseBool`, `ParseInt` with base 0 and underscores, `ParseFloat`, `Unquote`)
-and these helpers copy those rules
-and their error wording. Pure: no I/O.
+(`ParseBool`, `ParseInt` with base 0 and underscores, `ParseFloat`, `Unquote`);
+these helpers copy those rules and their error wording. Pure: no I/O.
 """
 
 from __future__ import annotations
