@@ -2,10 +2,11 @@
 
     python bench/compare.py [--quick] [--only PHASE] [--profile DIR]
 
-Each system is driven from this one Python process through the client its users
-would pick: waypost over raw HTTP (httpx), etcd over gRPC (aetcd; its JSON
-gateway through httpx is measured once, to justify the choice), ZooKeeper
-through kazoo. Phases (each on freshly started servers, all on 127.0.0.1):
+Each system is driven from this one Python process through a client that costs
+little per request: waypost over raw keep-alive HTTP/1.1 (httptools, msgspec)
+and through its own AsyncClient, etcd over gRPC (aetcd; its JSON gateway
+through httpx is measured once, to justify the choice), ZooKeeper through
+kazoo. Phases (each on freshly started servers, all on 127.0.0.1):
 
   register   durable registrations/s, 1 and 64 concurrent callers
   heartbeat  10,000 live instances: heartbeats/s and the server's CPU
@@ -718,10 +719,13 @@ def render(
             f"{server_list}. Every phase on {shared} on 127.0.0.1 with data on disk;"
             " each acknowledged write is fsync'd (waypost's SQLite store, etcd's WAL,"
             f" ZooKeeper's txn log; ZooKeeper tickTime {sizes.zk_tick} ms,"
-            " -Xmx1000m). One Python process drives all: waypost through httpx, a"
-            " one-connection client per concurrent caller (httpx's shared pool"
-            " rescans every connection per request, encode/httpx#3215), and through"
-            " its own AsyncClient when present; etcd through aetcd on one gRPC"
+            " -Xmx1000m). One Python process drives all: waypost over raw"
+            " keep-alive HTTP/1.1, one connection per concurrent caller, responses"
+            " parsed by httptools and JSON decoded by msgspec (C on both sides, as"
+            " gRPC's core and protobuf are for etcd; health answers into typed"
+            " structs keeping node address, service ID, address and port, since"
+            " into dicts the allocation costs ~9× the parse), and through its own"
+            " AsyncClient when present; etcd through aetcd on one gRPC"
             " channel, keepalives pipelined on one LeaseKeepAlive stream as Go's"
             " clientv3 does; ZooKeeper through kazoo on one session, heartbeats on a"
             " session per instance spoken with kazoo's codec on asyncio.",
@@ -730,7 +734,8 @@ def render(
             " /v1/agent/service/register with a TTL check; etcd LeaseGrant + Put;"
             " ZooKeeper one ephemeral znode (its session is made elsewhere, so this"
             " favours ZooKeeper). Discovery: waypost GET /v1/health/service/NAME"
-            "?passing (full Consul JSON, decoded); etcd a prefix range; ZooKeeper"
+            "?passing (full Consul JSON, every byte parsed); etcd a prefix range;"
+            " ZooKeeper"
             " getChildren with the address in the child's name. Timed runs are split"
             f" in {sizes.rounds} round(s) that the systems take in turn, median"
             f" round shown: register {sizes.register_seconds:g} s per level over"
