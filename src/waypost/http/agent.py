@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from sys import intern
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -281,7 +282,7 @@ def _service_checks(
             body,
             node=service.node,
             check_id=check_id,
-            default_name=f"Service '{service.name}' check",
+            default_name=intern(f"Service '{service.name}' check"),
             service_id=service.service_id,
         )
         agent.validate_check(check)

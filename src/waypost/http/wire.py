@@ -150,9 +150,28 @@ def _weights(data: object) -> Weights:
     return Weights(passing=passing, warning=warning)
 
 
+# Model values are never mutated once built, so instances may share these:
+# most services have no meta or tagged addresses, and the same few tag lists.
+_NO_META: dict[str, str] = {}
+_NO_TAGGED: dict[str, dict[str, object]] = {}
+_TAG_LISTS: dict[tuple[str, ...], list[str]] = {}
+_TAG_LISTS_MAX = 10_000
+
+
+def shared_tags(tags: list[str]) -> list[str]:
+    """One list object per distinct tag list (bounded, like the definitions)."""
+    key = tuple(tags)
+    found = _TAG_LISTS.get(key)
+    if found is None:
+        if len(_TAG_LISTS) >= _TAG_LISTS_MAX:
+            _TAG_LISTS.clear()
+        _TAG_LISTS[key] = found = [intern(t) for t in tags]
+    return found
+
+
 def _tagged_addresses(data: object) -> dict[str, dict[str, object]]:
-    if not isinstance(data, dict):
-        return {}
+    if not isinstance(data, dict) or not data:
+        return _NO_TAGGED
     return {
         str(k): {"Address": v.get("Address", ""), "Port": v.get("Port", 0)}
         for k, v in data.items()
@@ -172,13 +191,13 @@ def to_service(
     meta = {
         intern(k): intern(v)
         for k, v in (data.get("Meta") or {}).items()  # type: ignore[attr-defined]
-    }
+    } or _NO_META
     validate_meta(meta, "service")
     service = Service(
         node=node,
         service_id=sid,
         name=name,
-        tags=[intern(t) for t in data.get("Tags") or []],  # type: ignore[attr-defined]
+        tags=shared_tags(data.get("Tags") or []),  # type: ignore[arg-type]
         address=str(data.get("Address", "") or ""),
         port=_port(data.get("Port", 0) or 0),
         meta=meta,
