@@ -71,6 +71,9 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
 ]
 
 
+MEMO_SIZE = 8192
+
+
 class Router:
     """Exact paths by dict; prefix routes by dict too, longest prefix first.
 
@@ -85,8 +88,21 @@ class Router:
             table = self._prefixes if path.endswith("/") else self._exact
             table[path] = (methods, handler)
         self._depth = max((p.count("/") for p in self._prefixes), default=0)
+        self._memo: dict[tuple[str, str], tuple[Handler, str] | Response] = {}
 
     def match(self, method: str, path: str) -> tuple[Handler, str] | Response:
+        # Hot paths repeat (a heartbeat's check URL, a watched service):
+        # remember the last few thousand answers.
+        key = (method, path)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._match(method, path)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def _match(self, method: str, path: str) -> tuple[Handler, str] | Response:
         exact = self._exact.get(path)
         if exact is not None:
             return _check_method(method, exact[0], exact[1], "")
