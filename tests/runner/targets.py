@@ -30,6 +30,14 @@ class HttpTarget:
         self.delay = 0.0
         self.location = ""
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        #: Requests being answered now, and the most there ever were at once.
+        #: A request counts from its arrival until just before its answer is
+        #: written: once the bytes are on the socket the prober may already
+        #: have its answer and be sending its next request, while this thread
+        #: has not yet run again (counting until `write` returns over-counts).
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._in_flight_lock = threading.Lock()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,8 +47,17 @@ class HttpTarget:
                 target.requests.append(
                     (self.command, self.path, dict(self.headers.items()), body)
                 )
-                if target.delay:
-                    threading.Event().wait(target.delay)
+                with target._in_flight_lock:
+                    target.in_flight += 1
+                    target.peak_in_flight = max(
+                        target.peak_in_flight, target.in_flight
+                    )
+                try:
+                    if target.delay:
+                        threading.Event().wait(target.delay)
+                finally:
+                    with target._in_flight_lock:
+                        target.in_flight -= 1
                 if self.path == "/moved" and target.location:
                     self.send_response(302)
                     self.send_header("Location", target.location)
