@@ -49,9 +49,7 @@ class HttpTarget:
                 )
                 with target._in_flight_lock:
                     target.in_flight += 1
-                    target.peak_in_flight = max(
-                        target.peak_in_flight, target.in_flight
-                    )
+                    target.peak_in_flight = max(target.peak_in_flight, target.in_flight)
                 try:
                     if target.delay:
                         threading.Event().wait(target.delay)
