@@ -9,7 +9,7 @@ names; `wire.py` turns it into model values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -19,6 +19,14 @@ from waypost.http.durations import parse_duration
 Decoded = dict[str, object]
 Converter = Callable[[object, str], object]
 
+
+#: Deepest nesting of arrays and objects a body may have. Consul's own bodies
+#: nest a few levels (a check's `Header`, a map of lists, is 5 deep); opaque
+#: fields (`Proxy`, `Meta` of a proxy upstream) a few more. Go's decoder stops
+#: at 10,000 and msgspec near Python's recursion limit (~1,000, a
+#: `RecursionError`): a bound far below both keeps every later walk of the
+#: value (encode, filter, store) safe.
+MAX_DEPTH = 64
 
 #: Go decodes JSON numbers into int64 / time.Duration; larger ones are errors.
 _INT64_LIMIT = 2**63
@@ -178,18 +186,42 @@ def decode_body(body: bytes, schema: Obj) -> Decoded:
     """Parse a request body against a schema; empty body is an empty object."""
     if not body.strip():
         return {}
+    return schema(decode_json(body), "")
+
+
+def decode_json(body: bytes) -> object:
+    """Parse JSON no deeper than `MAX_DEPTH`; anything else is a 400."""
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request decode failed: {exc}") from None
-    return schema(data, "")
+    except RecursionError:  # msgspec stops near Python's recursion limit
+        raise _too_deep() from None
+    # Fewer brackets than the bound cannot nest past it: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _is_deeper(data, MAX_DEPTH):
+        raise _too_deep()
+    return data
 
 
-def decode_json(body: bytes) -> object:
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"Request decode failed: {exc}") from None
+def _too_deep() -> InvalidRequest:
+    return _fail("", f"JSON nested deeper than {MAX_DEPTH} levels")
+
+
+def _is_deeper(data: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 # --------------------------------------------------------------- schemas
