@@ -167,6 +167,39 @@ BAD_REQUESTS: list[tuple[str, str, str, object, int, str]] = [
 ]
 # fmt: on
 
+# JSON nested 1,000 deep (2 KB) once made every body-decoding route answer
+# 500 (a RecursionError); bodies nest at most MAX_DEPTH (64) levels.
+_DEEP = b"[" * 1000 + b"]" * 1000
+_BODY_ROUTES = [
+    "/v1/agent/service/register",
+    "/v1/catalog/register",
+    "/v1/catalog/deregister",
+    "/v1/agent/check/register",
+    "/v1/agent/check/update/service:web",
+]
+BAD_REQUESTS += [
+    (f"nested-1000{path.replace('/', '-')}", "PUT", path, _DEEP, 400,
+     "Request decode failed: JSON nested deeper than 64 levels")
+    for path in _BODY_ROUTES
+]  # fmt: skip
+
+
+def _nested(levels: int) -> bytes:
+    """A registration whose opaque `Proxy` field makes the body `levels` deep."""
+    inner = levels - 1  # the body's own object is the first level
+    return b'{"Name": "deep", "Proxy": ' + b"[" * inner + b"]" * inner + b"}"
+
+
+def test_a_body_64_levels_deep_is_accepted_65_is_400(seeded: httpx.Client) -> None:
+    before = _state(seeded)
+    refused = seeded.put("/v1/agent/service/register", content=_nested(65))
+    assert refused.status_code == 400
+    assert refused.text == "Request decode failed: JSON nested deeper than 64 levels"
+    assert _state(seeded) == before
+    accepted = seeded.put("/v1/agent/service/register", content=_nested(64))
+    assert accepted.status_code == 200, accepted.text
+    assert seeded.put("/v1/agent/service/deregister/deep").status_code == 200
+
 
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
@@ -213,6 +246,54 @@ def test_wrong_method_is_405_with_an_allow_header(
     allow = {m.strip() for m in response.headers["Allow"].split(",")}
     assert allowed <= allow
     assert _state(seeded) == before
+
+
+# Endpoints Consul has and waypost does not serve, and paths nobody serves.
+_UNSERVED = [
+    "/v1/nope",
+    "/v1/event/list",
+    "/v1/acl/token/self",
+    "/v1/coordinate/nodes",
+    "/v1/session/create",
+    "/v1/catalog/nope",
+    "/v1/agent/nope",
+    "/v1/",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "POST", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", _UNSERVED)
+def test_an_endpoint_we_do_not_serve_is_404_whatever_the_method(
+    seeded: httpx.Client, method: str, path: str
+) -> None:
+    """Consul's words and status; never a 405 hinting at another method."""
+    before = _state(seeded)
+    response = seeded.request(method, path, content=b"{}")
+    assert response.status_code == 404
+    assert response.text == "Invalid URL path: not a recognized HTTP API endpoint\n"
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert "Allow" not in response.headers
+    assert _state(seeded) == before
+
+
+@pytest.mark.parametrize("path", ["/nope", "/ui/", "/index.html"])
+def test_a_path_outside_v1_is_404_and_says_where_the_api_is(
+    seeded: httpx.Client, path: str
+) -> None:
+    response = seeded.get(path)
+    assert response.status_code == 404
+    assert response.text == (
+        "Invalid URL path: if attempting to use the HTTP API, ensure the path"
+        " starts with '/v1/'\n"
+    )
+
+
+def test_the_root_still_answers_200_for_load_balancer_checks(
+    seeded: httpx.Client,
+) -> None:
+    response = seeded.get("/")
+    assert response.status_code == 200
+    assert seeded.put("/").status_code == 405
 
 
 def test_options_answers_200_with_consuls_allow_list(seeded: httpx.Client) -> None:

@@ -1,5 +1,7 @@
 """One table of every endpoint: path, methods, handler (Consul's
-`http_register.go` habit). A path ending in `/` takes the rest as `tail`.
+`http_register.go` habit). A path ending in `/` takes the rest as `tail`;
+`/` itself is exact. Any other path is a 404 in Consul's words (its
+`Index` handler), whatever the method: a 405 only names a path we serve.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class Router:
         self._exact: dict[str, tuple[frozenset[str], Handler]] = {}
         self._prefixes: dict[str, tuple[frozenset[str], Handler]] = {}
         for path, methods, handler in routes:
-            table = self._prefixes if path.endswith("/") else self._exact
+            is_prefix = path.endswith("/") and path != "/"
+            table = self._prefixes if is_prefix else self._exact
             table[path] = (methods, handler)
         self._depth = max((p.count("/") for p in self._prefixes), default=0)
         self._memo: dict[tuple[str, str], tuple[Handler, str] | Response] = {}
@@ -118,15 +121,18 @@ class Router:
             route = prefixes.get(path[:cut])
             if route is not None:
                 return _check_method(method, route[0], route[1], path[cut:])
-        if path.startswith("/v1/"):
-            return text_response(
-                "Invalid URL path: not a recognized HTTP API endpoint", 404
-            )
-        return text_response(
-            "Invalid URL path: if attempting to use the HTTP API, ensure the path"
-            " starts with '/v1/'",
-            404,
-        )
+        return _NOT_FOUND_V1 if "/v1/" in path else _NOT_FOUND_OTHER
+
+
+# Consul's Index handler (agent/http.go), with its Fprintln newline.
+_NOT_FOUND_V1 = text_response(
+    "Invalid URL path: not a recognized HTTP API endpoint\n", 404
+)
+_NOT_FOUND_OTHER = text_response(
+    "Invalid URL path: if attempting to use the HTTP API, ensure the path"
+    " starts with '/v1/'\n",
+    404,
+)
 
 
 def _check_method(
