@@ -5,7 +5,8 @@ WaypostError
 │   ├── InvalidRequest    bad JSON, unknown field, bad duration   → 400
 │   ├── PermissionDenied  the token lacks the right               → 403
 │   ├── NotFound          no such service, check or node          → 404
-│   └── PayloadTooLarge   the body is over the documented limit   → 413
+│   ├── PayloadTooLarge   the body is over the documented limit   → 413
+│   └── UriTooLong        the URL is over the documented limit    → 414
 ├── StoreUnavailable      could not be made durable; not applied  → 503
 ├── StartupError          the agent cannot start (port, data dir)
 ├── RegistryUnreachable   (client) no registry answered in time
@@ -17,8 +18,9 @@ WaypostError
 
 `BadRequest` is another name for `InvalidRequest`. The client maps answers
 back to this tree: 400 → InvalidRequest, 403 → PermissionDenied,
-404 → NotFound, 413 → PayloadTooLarge, other 4xx → RequestRejected,
-5xx → RegistryServerError; httpx's transport errors → RegistryConnectError.
+404 → NotFound, 413 → PayloadTooLarge, 414 → UriTooLong, other 4xx →
+RequestRejected, 5xx → RegistryServerError; httpx's transport errors →
+RegistryConnectError.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class PayloadTooLarge(RequestRejected):
     """The request body is larger than the agent accepts."""
 
     status_code = 413
+
+
+class UriTooLong(RequestRejected):
+    """The request's URL (path and query string) is longer than the agent reads."""
+
+    status_code = 414
 
 
 class StoreUnavailable(WaypostError):

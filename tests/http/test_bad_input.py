@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -183,6 +184,68 @@ BAD_REQUESTS += [
     for path in _BODY_ROUTES
 ]  # fmt: skip
 
+# Names, IDs and tags have a length limit (256 and 512 characters; meta has
+# Consul's: keys 128, values 512, 64 pairs), so everything registered can be
+# named in a URL again.
+_LONG = "x" * 257
+_NODE = {"Node": "n", "Address": "10.0.0.1"}
+BAD_REQUESTS += [
+    ("long-name", "PUT", "/v1/agent/service/register", {"Name": _LONG}, 400,
+     "Name is too long: 257 characters (limit: 256 characters)"),
+    ("long-id", "PUT", "/v1/agent/service/register", {"Name": "x", "ID": _LONG},
+     400, "ID is too long: 257 characters (limit: 256 characters)"),
+    ("long-tag", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Tags": ["ok", "t" * 513]}, 400,
+     "Tags[1] is too long: 513 characters (limit: 512 characters)"),
+    ("long-service-check-id", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Checks": [_OK_CHECK, {"CheckID": _LONG, **_OK_CHECK}]}, 400,
+     "Checks[1].CheckID is too long"),
+    ("long-check-name", "PUT", "/v1/agent/check/register",
+     {"Name": _LONG, "TTL": "10s"}, 400, "Name is too long"),
+    ("long-check-id", "PUT", "/v1/agent/check/register",
+     {"Name": "c", "CheckID": _LONG, "TTL": "10s"}, 400, "CheckID is too long"),
+    ("long-node", "PUT", "/v1/catalog/register", {**_NODE, "Node": _LONG}, 400,
+     "Node is too long"),
+    ("long-catalog-service", "PUT", "/v1/catalog/register",
+     {**_NODE, "Service": {"Service": _LONG}}, 400, "Service.Service is too long"),
+    ("long-catalog-tag", "PUT", "/v1/catalog/register",
+     {**_NODE, "Service": {"Service": "s", "Tags": ["t" * 513]}}, 400,
+     "Service.Tags[0] is too long"),
+    ("long-catalog-check-id", "PUT", "/v1/catalog/register",
+     {**_NODE, "Checks": [{"CheckID": _LONG}]}, 400, "Checks[0].CheckID is too long"),
+    ("long-meta-key", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Meta": {"k" * 129: "v"}}, 400,
+     "Key is too long (limit: 128 characters)"),
+    ("long-meta-value", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Meta": {"k": "v" * 513}}, 400,
+     "Value is too long (limit: 512 characters)"),
+    ("too-many-meta-pairs", "PUT", "/v1/agent/service/register",
+     {"Name": "x", "Meta": {f"k{i}": "v" for i in range(65)}}, 400,
+     "cannot contain more than 64 key/value pairs"),
+    ("long-node-meta-value", "PUT", "/v1/catalog/register",
+     {**_NODE, "NodeMeta": {"k": "v" * 513}}, 400,
+     "Invalid Node Meta: Couldn't load metadata pair"),
+]  # fmt: skip
+
+
+def test_names_ids_and_tags_at_their_limits_register_and_deregister(
+    seeded: httpx.Client,
+) -> None:
+    """At the limit, in 4-byte characters: the URL that names it still works."""
+    long_id = "\U0001f600" * 256
+    body = {
+        "Name": "n" * 256,
+        "ID": long_id,
+        "Tags": ["t" * 512],
+        "Meta": {"k" * 128: "v" * 512, **{f"k{i}": "v" for i in range(63)}},
+        "Check": {"CheckID": "c" * 256, "Name": "c" * 256, "TTL": "1h"},
+    }
+    assert seeded.put("/v1/agent/service/register", json=body).status_code == 200
+    assert seeded.put(f"/v1/agent/check/pass/{'c' * 256}").status_code == 200
+    deregister = seeded.put(f"/v1/agent/service/deregister/{quote(long_id)}")
+    assert deregister.status_code == 200, deregister.text
+    assert long_id not in agent_services(seeded)
+
 
 def _nested(levels: int) -> bytes:
     """A registration whose opaque `Proxy` field makes the body `levels` deep."""
@@ -300,6 +363,22 @@ def test_options_answers_200_with_consuls_allow_list(seeded: httpx.Client) -> No
     response = seeded.options("/v1/agent/service/register")
     assert response.status_code == 200
     assert response.headers["Allow"] == "OPTIONS,PUT"
+
+
+def test_a_url_over_32_kib_is_414_and_says_so(seeded: httpx.Client) -> None:
+    base = "/v1/catalog/services?pad="
+    at_limit = base + "x" * (32 * 1024 - len(base))
+    assert seeded.get(at_limit).status_code == 200
+    response = seeded.get(at_limit + "x")
+    assert response.status_code == 414
+    assert response.text == (
+        "Request URL too long: the limit is 32768 bytes (path and query string)"
+    )
+    # A name too long to register never needs such a URL: it was refused.
+    name = "x" * 40_000
+    refused = seeded.put("/v1/agent/service/register", json={"Name": name})
+    assert refused.status_code == 400
+    assert seeded.put(f"/v1/agent/service/deregister/{name}").status_code == 414
 
 
 def test_a_body_over_one_mebibyte_is_413(seeded: httpx.Client) -> None:

@@ -24,6 +24,7 @@ from waypost.exceptions import (
     RegistryConnectError,
     RegistryServerError,
     RequestRejected,
+    UriTooLong,
 )
 from waypost.http.durations import parse_duration
 
@@ -188,6 +189,7 @@ _STATUS_ERRORS: dict[int, type[RequestRejected]] = {
     403: PermissionDenied,
     404: NotFound,
     413: PayloadTooLarge,
+    414: UriTooLong,
 }
 
 

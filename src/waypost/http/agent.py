@@ -20,7 +20,7 @@ from waypost.core.model import (
     Service,
 )
 from waypost.exceptions import InvalidRequest, NotFound
-from waypost.http import decode, filtering, wire
+from waypost.http import decode, filtering, limits, wire
 from waypost.http.messages import (
     TEXT_TYPE,
     Request,
@@ -213,6 +213,7 @@ async def service(agent: Agent, request: Request) -> Response:
 async def register_service(agent: Agent, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterService), then apply whole."""
     data = decode.decode_body(request.body, decode.SERVICE_REGISTRATION)
+    limits.check_lengths(data)
     if not data.get("Name"):
         raise InvalidRequest("Missing service name")
     if wire.is_any_address(str(data.get("Address") or "")):
@@ -415,6 +416,7 @@ async def checks(agent: Agent, request: Request) -> Response:
 async def register_check(agent: Agent, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterCheck), then apply."""
     data = decode.decode_body(request.body, decode.CHECK)
+    limits.check_lengths(data)
     name = str(data.get("Name") or "")
     if not name:
         raise InvalidRequest("Missing check name")

@@ -13,7 +13,7 @@ from waypost.core.catalog import (
 )
 from waypost.core.model import Check, Node, Service
 from waypost.exceptions import InvalidRequest
-from waypost.http import decode, filtering, wire
+from waypost.http import decode, filtering, limits, wire
 from waypost.http.messages import Query, Request, Response, json_response
 from waypost.http.wire import JSON
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 async def register(agent: Agent, request: Request) -> Response:
     """Register a node, optionally a service and checks, all or nothing."""
     data = decode.decode_body(request.body, decode.CATALOG_REGISTER)
+    limits.check_lengths(data)
     require_local_datacenter(agent, request, str(data.get("Datacenter") or ""))
     node_name = str(data.get("Node") or "")
     address = str(data.get("Address") or "")

@@ -21,14 +21,22 @@ from urllib.parse import unquote
 
 import httptools
 
-from waypost.exceptions import PayloadTooLarge
+from waypost.exceptions import PayloadTooLarge, RequestRejected, UriTooLong
 from waypost.http.app import MAX_BODY, ConsulAPI
 from waypost.http.errors import error_response
 from waypost.http.messages import Response, text_response
 
 logger = logging.getLogger("waypost.http")
 
-_Pending = tuple[str, str, bytes, list[tuple[bytes, bytes]], bytes, bool, bool]
+#: Longest request target (path and query string) accepted, in bytes; 414
+#: above. Every name and ID fits many times over (256 characters, at most
+#: 12 bytes each percent-encoded); httptools cannot parse past 64 KiB.
+MAX_URL = 32 * 1024
+
+# The last field is why the request is refused before it runs, if it is.
+_Pending = tuple[
+    str, str, bytes, list[tuple[bytes, bytes]], bytes, bool, RequestRejected | None
+]
 
 
 class ConnectionTracker:
@@ -64,8 +72,8 @@ class HttpProtocol(asyncio.Protocol):
         "_headers",
         "_parser",
         "_queue",
+        "_refused",
         "_task",
-        "_too_large",
         "_tracker",
         "_transport",
         "_url",
@@ -79,7 +87,7 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
-        self._too_large = False
+        self._refused: RequestRejected | None = None
         self._queue: deque[_Pending] = deque()
         self._task: asyncio.Task[Response] | None = None
         self._closing = False
@@ -130,20 +138,30 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._body = []
-        self._too_large = False
+        self._refused = None
 
     def on_url(self, url: bytes) -> None:
+        if self._refused is not None:
+            return
         self._url += url
+        if len(self._url) > MAX_URL:
+            self._url = b"/"
+            self._refused = UriTooLong(
+                f"Request URL too long: the limit is {MAX_URL} bytes"
+                " (path and query string)"
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
 
     def on_body(self, body: bytes) -> None:
-        if self._too_large:
+        if self._refused is not None:
             return
         self._body.append(body)
         if sum(map(len, self._body)) > MAX_BODY:
-            self._too_large = True
+            self._refused = PayloadTooLarge(
+                f"Request body too large: the limit is {MAX_BODY} bytes"
+            )
             self._body = []
 
     def on_message_complete(self) -> None:
@@ -156,7 +174,7 @@ class HttpProtocol(asyncio.Protocol):
             self._headers,
             b"".join(self._body) if self._body else b"",
             self._parser.should_keep_alive(),
-            self._too_large,
+            self._refused,
         )
         if self._task is None and not self._queue:
             self._handle(request)
@@ -172,12 +190,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _handle(self, request: _Pending) -> None:
         """Run one request inline; only if it waits does it become a task."""
-        method, path, query, headers, body, keep_alive, too_large = request
-        if too_large:
-            exc = PayloadTooLarge(
-                f"Request body too large: the limit is {MAX_BODY} bytes"
-            )
-            self._write(error_response(exc, method, path), keep_alive=False)
+        method, path, query, headers, body, keep_alive, refused = request
+        if refused is not None:
+            self._write(error_response(refused, method, path), keep_alive=False)
             return
         coro = self._api.respond(method, path, query, headers, body)
         try:
