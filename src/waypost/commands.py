@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 EXIT_REFUSED = 1
+EXIT_USAGE = 2  # click's own status for a usage error
 EXIT_NOT_FOUND = 3
 EXIT_UNAVAILABLE = 4
 
@@ -99,9 +100,16 @@ def _errors(ctx: Context) -> Iterator[None]:
         RequestRejected,
         WaypostError,
     )
+    from waypost.exceptions import InvalidAddress
 
     try:
         yield
+    except InvalidAddress as exc:
+        # A usage error: nothing was sent, so the registry refused nothing.
+        _fail(
+            f"{exc} (from --http-addr, WAYPOST_HTTP_ADDR or CONSUL_HTTP_ADDR)",
+            EXIT_USAGE,
+        )
     except RegistryConnectError:
         with ctx.client() as client:
             address = client.address

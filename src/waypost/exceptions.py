@@ -9,6 +9,8 @@ WaypostError
 │   └── UriTooLong        the URL is over the documented limit    → 414
 ├── StoreUnavailable      could not be made durable; not applied  → 503
 ├── StartupError          the agent cannot start (port, data dir)
+├── InvalidAddress        (client) the registry address is malformed;
+│                         nothing was sent
 ├── RegistryUnreachable   (client) no registry answered in time
 ├── RegistryUnavailable   (client) the registry could not serve the request
 │   ├── RegistryConnectError  refused, reset or timed out (also a
@@ -77,6 +79,10 @@ class StoreUnavailable(WaypostError):
 
 class StartupError(WaypostError):
     """The agent cannot start: port taken, data dir locked or unreadable."""
+
+
+class InvalidAddress(WaypostError, ValueError):
+    """(client) The registry address is malformed or not http(s); nothing was sent."""
 
 
 class RegistryUnreachable(WaypostError):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from tests.client.conftest import free_port
 from waypost.testing import AgentProcess
@@ -122,6 +123,28 @@ def test_unreachable_registry_exits_4_and_says_what_to_do() -> None:
         " `waypost agent` running? (set --http-addr or WAYPOST_HTTP_ADDR to point"
         " elsewhere)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("localhost:abc", "Invalid port: 'abc'; expected HOST:PORT or a URL"),
+        ("http://[::1", "the IPv6 address has no closing ']'"),
+        ("ftp://x", "the scheme 'ftp' is not supported; use http:// or https://"),
+    ],
+)
+@pytest.mark.parametrize("command", [["services"], ["kv", "get", "k"], ["watch", "x"]])
+def test_a_bad_address_is_a_usage_error_in_one_line(
+    command: list[str], address: str, problem: str
+) -> None:
+    """Exit 2 and one line saying what is wrong; no traceback, nothing sent."""
+    done = waypost(*command, "--http-addr", address)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"waypost: error: invalid registry address {address!r}: {problem}"
+        " (from --http-addr, WAYPOST_HTTP_ADDR or CONSUL_HTTP_ADDR)\n"
+    )
+    assert "refused" not in done.stderr
 
 
 def test_http_addr_flag_and_consul_env_reach_the_agent(

@@ -6,18 +6,20 @@ import random
 
 import pytest
 
-from waypost.client import _base, _calls
+from waypost.client import AsyncClient, Client, _base, _calls
 from waypost.client._base import Answer, raise_for_status, resolve_settings
 from waypost.client.cache import Backoff, WatchState
 from waypost.client.model import Instance, InstanceSet
 from waypost.exceptions import (
     BadRequest,
+    InvalidAddress,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RegistryServerError,
     RequestRejected,
+    WaypostError,
 )
 
 
@@ -37,8 +39,33 @@ def test_https_comes_from_the_url_or_the_ssl_env() -> None:
     assert off.verify is False
     ca = resolve_settings(environ={"CONSUL_CACERT": "/ca.pem"})
     assert ca.verify == "/ca.pem"
-    with pytest.raises(InvalidRequest, match="scheme"):
+    with pytest.raises(InvalidAddress, match="scheme 'ftp' is not supported"):
         resolve_settings("ftp://r", environ={})
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("localhost:abc", "Invalid port: 'abc'"),
+        ("http://[::1", "the IPv6 address has no closing ']'"),
+        ("ftp://x", "the scheme 'ftp' is not supported; use http:// or https://"),
+        ("x:99999", "port 99999 is not 1-65535"),
+        ("http://", "it has no host"),
+        (":8500", "it has no host"),
+    ],
+)
+def test_a_bad_address_is_an_invalid_address_before_anything_is_sent(
+    address: str, problem: str
+) -> None:
+    """One of ours (a WaypostError and a ValueError), never httpx's InvalidURL."""
+    with pytest.raises(InvalidAddress) as caught:
+        Client(address)
+    assert str(caught.value).startswith(f"invalid registry address {address!r}: ")
+    assert problem in str(caught.value)
+    assert isinstance(caught.value, WaypostError)
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(InvalidAddress):
+        AsyncClient(address)
 
 
 def test_token_prefers_the_argument_then_the_environment() -> None:

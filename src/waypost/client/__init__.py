@@ -23,6 +23,7 @@ from waypost.client.integrations import WaypostLifespan, register_flask
 from waypost.client.model import Instance, InstanceSet, Member
 from waypost.exceptions import (
     BadRequest,
+    InvalidAddress,
     InvalidRequest,
     NoInstanceAvailable,
     NotFound,
@@ -45,6 +46,7 @@ __all__ = [
     "Client",
     "Instance",
     "InstanceSet",
+    "InvalidAddress",
     "InvalidRequest",
     "LeastInFlight",
     "Member",

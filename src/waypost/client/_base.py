@@ -17,6 +17,7 @@ import httpx
 import msgspec
 
 from waypost.exceptions import (
+    InvalidAddress,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -87,14 +88,8 @@ def resolve_settings(
     """
     env = os.environ if environ is None else environ
     raw = address or _env(ADDRESS_ENV, env) or DEFAULT_ADDRESS
-    scheme, sep, rest = raw.partition("://")
-    if not sep:
-        scheme, rest = ("https" if _is_true(_env(SSL_ENV, env)) else "http"), raw
-    if scheme not in ("http", "https"):
-        raise InvalidRequest(f"address {raw!r}: scheme must be http or https")
-    rest = rest.rstrip("/")
-    if not rest:
-        raise InvalidRequest(f"address {raw!r} has no host")
+    default_scheme = "https" if _is_true(_env(SSL_ENV, env)) else "http"
+    scheme, rest = _parse_address(raw, default_scheme)
     if verify is None:
         ca = _env(CA_CERT_ENV, env)
         flag = _env(SSL_VERIFY_ENV, env)
@@ -111,6 +106,40 @@ def resolve_settings(
         cert=cert,
         timeout=timeout,
     )
+
+
+def _parse_address(raw: str, default_scheme: str) -> tuple[str, str]:
+    """`(scheme, host:port)` of an address, or InvalidAddress saying what is wrong.
+
+    Checked here, before any request, so a typo is a clear error of its own
+    rather than httpx's `InvalidURL` or a connection error.
+    """
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = default_scheme, raw
+    if scheme.lower() not in ("http", "https"):
+        raise InvalidAddress(
+            f"invalid registry address {raw!r}: the scheme {scheme!r} is not"
+            " supported; use http:// or https://"
+        )
+    rest = rest.rstrip("/")
+    if "[" in rest and "]" not in rest:
+        raise InvalidAddress(
+            f"invalid registry address {raw!r}: the IPv6 address has no closing ']'"
+        )
+    try:
+        url = httpx.URL(f"{scheme}://{rest}")
+    except httpx.InvalidURL as exc:
+        raise InvalidAddress(
+            f"invalid registry address {raw!r}: {exc}; expected HOST:PORT or a URL"
+        ) from None
+    if not url.host:
+        raise InvalidAddress(f"invalid registry address {raw!r}: it has no host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise InvalidAddress(
+            f"invalid registry address {raw!r}: port {url.port} is not 1-65535"
+        )
+    return scheme.lower(), rest
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
