@@ -1,7 +1,8 @@
 """A FastAPI app that is registered in waypost for exactly as long as it runs.
 
+    # waypost is not on PyPI: install it from a clone of this repository.
+    pip install -e . fastapi uvicorn    # at the repository root, in a venv
     waypost agent --dev &
-    pip install fastapi uvicorn waypost
     PORT=8000 python examples/fastapi_app.py
 
 `WaypostLifespan` registers `fastapi-example` on startup (TTL check,

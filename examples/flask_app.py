@@ -1,7 +1,8 @@
 """A Flask app that is registered in waypost for exactly as long as it runs.
 
+    # waypost is not on PyPI: install it from a clone of this repository.
+    pip install -e . flask    # at the repository root, in a venv
     waypost agent --dev &
-    pip install flask waypost
     PORT=5000 python examples/flask_app.py
 
 At start-up it registers `flask-example` with a TTL check, heartbeats every

@@ -18,6 +18,26 @@ ensure_venv() {
             apt_install python3-venv
             "$PYTHON" -m venv --clear .venv
         }
+        .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+}
+
+# `pip install -e "$1"` (e.g. `.` or `.[test,bench]`) only when it could change
+# something: pyproject.toml differs from the last install of the same target
+# (its hash is kept in a stamp file in .venv), or the venv's waypost is missing
+# or not this checkout's src/. Editable, so code changes need no install.
+install_waypost() {
+    local target="$1"
+    local extras="${target//[^a-z,]/}"
+    local stamp=".venv/.waypost-installed${extras:+-$extras}"
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && .venv/bin/python -c '
+import sys, waypost
+sys.exit(not waypost.__file__.startswith(sys.argv[1]))' "$PWD/src/" 2>/dev/null; then
+        return 0
+    fi
+    echo "installing waypost into .venv (pip install -e '$target')" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"
+    echo "$want" >"$stamp"
 }

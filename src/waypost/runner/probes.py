@@ -377,7 +377,10 @@ async def probe_grpc(definition: CheckDefinition, time_limit: float) -> ProbeRes
             health_pb2_grpc,
         )
     except ImportError:  # pragma: no cover - an optional dependency
-        return critical("gRPC checks need grpcio: pip install 'waypost[grpc]'")
+        return critical(
+            "gRPC checks need grpcio: install the agent with its grpc extra"
+            " (pip install -e '.[grpc]' in the waypost repository)"
+        )
     target = definition.grpc
     server, _, service = target.partition("/")
     if definition.grpc_use_tls:
