@@ -78,10 +78,29 @@ def test_weight_zero_drains_an_instance_from_every_balancer(cls: type) -> None:
 @pytest.mark.parametrize(
     "balancer", [RoundRobin(), Random(), Weighted(), LeastInFlight(), RingBalancer()]
 )
-def test_an_empty_set_raises_no_instance_available(balancer: object) -> None:
+def test_an_empty_set_raises_no_instance_available_naming_the_service(
+    balancer: object,
+) -> None:
     balancer.update([instance("x", meta_weight="0")])  # type: ignore[attr-defined]
-    with pytest.raises(NoInstanceAvailable):
+    with pytest.raises(NoInstanceAvailable) as caught:
         balancer.pick("key")  # type: ignore[attr-defined]
+    assert str(caught.value) == (
+        "no instance of 'api' to pick: none has a positive weight (none is"
+        " registered and passing, or all are drained)"
+    )
+
+
+def test_balancers_are_importable_from_waypost_and_list_instances_by_method() -> None:
+    """`instances()` is a method on balancers as on watchers: one shape."""
+    import waypost
+    from waypost.client import balancers
+
+    for name in balancers.__all__:
+        if name != "CLIENT_VNODES":
+            assert getattr(waypost, name) is getattr(balancers, name)
+    balancer = waypost.RoundRobin()
+    balancer.update([instance("b"), instance("a"), instance("d", meta_weight="0")])
+    assert [i.service_id for i in balancer.instances()] == ["a", "b"]
 
 
 def test_random_reaches_every_instance_about_evenly() -> None:
@@ -232,5 +251,16 @@ async def test_weighted_balancer_fed_by_a_watcher_follows_registered_weights(
     async with twin.watch(unique, balancer=balancer) as watcher:
         await twin.wait_for(watcher, lambda s: len(s) == 3)
         counts = draws(watcher, 10_000)
+        assert [i.service_id for i in watcher.instances()] == ["four", "none", "one"]
+        assert [i.service_id for i in balancer.instances()] == ["four", "one"]
     assert "none" not in counts
     assert 3.4 < counts["four"] / counts["one"] < 4.7
+
+
+async def test_a_watcher_with_nothing_to_pick_names_its_service(
+    twin: Twin, unique: str
+) -> None:
+    async with twin.watch(unique) as watcher:
+        await twin.wait_for(watcher, lambda s: s.index > 0)
+        with pytest.raises(NoInstanceAvailable, match=f"no instance of '{unique}'"):
+            watcher.pick()

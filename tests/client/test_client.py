@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import warnings
 
 import pytest
 
@@ -172,7 +174,47 @@ async def test_register_weight_zero_drains_without_hiding_the_instance(
         assert instance.weight == 0.0
         balancer = RoundRobin()
         balancer.update([instance])
-        assert balancer.instances == ()
+        assert balancer.instances() == ()
+
+
+async def test_a_registration_never_started_warns_and_registered_nothing(
+    twin: Twin, unique: str
+) -> None:
+    """`client.register(...)` without `with` is a mistake that must not be silent."""
+    how = "async with" if twin.is_async else "with"
+    registration = twin.client.register(unique, port=9003, service_id=f"{unique}-1")
+    with pytest.warns(RuntimeWarning) as caught:
+        del registration  # its last reference: collected at once
+    assert str(caught[0].message) == (
+        f"the registration of '{unique}-1' was never started, so nothing was"
+        f" registered: use `{how} client.register(...):`"
+    )
+    assert unique not in await twin("services")
+
+
+async def test_a_registration_that_ran_does_not_warn(twin: Twin, unique: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with twin.register(unique, port=9004) as registration:
+            pass
+        del registration
+        gc.collect()
+
+
+async def test_a_registration_shows_its_service_id_and_state_in_repr(
+    twin: Twin, unique: str
+) -> None:
+    kind = "AsyncServiceRegistration" if twin.is_async else "ServiceRegistration"
+    registration = twin.client.register(unique, port=9005, service_id=f"{unique}-r")
+    shown = f"<{kind} service_id='{unique}-r' name='{unique}' port=9005"
+    assert repr(registration) == f"{shown} not started>"
+    if twin.is_async:
+        async with registration:
+            assert repr(registration) == f"{shown} running>"
+    else:
+        with registration:
+            assert repr(registration) == f"{shown} running>"
+    assert repr(registration) == f"{shown} stopped>"
 
 
 async def test_deregister_of_an_unknown_id_raises_not_found(twin: Twin) -> None:

@@ -150,7 +150,8 @@ class AsyncClient:
 
         As `Client.register`, with heartbeats as a task; SIGTERM (when no
         one else handles it) cancels the task that entered the block, which
-        deregisters and exits with status 0.
+        deregisters and exits with status 0. Nothing is sent until the
+        block is entered (or `start()` awaited); one never started warns.
 
         Args:
             name: the service name.
@@ -410,6 +411,7 @@ class AsyncServiceRegistration:
         Raises:
             RequestRejected: the registry refused the registration.
         """
+        self.heartbeat.state = "running"
         try:
             await self.client._run(self.heartbeat.register_call())
         except RegistryUnavailable as exc:
@@ -446,6 +448,7 @@ class AsyncServiceRegistration:
 
     async def stop(self, deregister: bool = True) -> None:
         """Stop heartbeats and deregister; a failure to deregister is logged."""
+        self.heartbeat.state = "stopped"
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -459,6 +462,14 @@ class AsyncServiceRegistration:
             pass
         except WaypostError as exc:
             logger.warning("could not deregister %r: %s", self.service_id, exc)
+
+    def __repr__(self) -> str:
+        return self.heartbeat.describe(type(self).__name__)
+
+    def __del__(self) -> None:
+        heartbeat: HeartbeatState | None = getattr(self, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.warn_if_never_used(self, "async with client.register(...):")
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -53,6 +53,7 @@ class AsyncWatcher:
         self.client = client
         self.state = state
         self.balancer = balancer if balancer is not None else RoundRobin()
+        self.balancer.service = state.name  # named when nothing can be picked
         self.on_change = on_change
         self._task: asyncio.Task[None] | None = None
         # A connection of its own, without httpx: see _longpoll.py.

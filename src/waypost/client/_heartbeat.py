@@ -6,6 +6,7 @@ No I/O: the twins send the calls and report back here.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 
 from waypost.client._base import Call
@@ -41,6 +42,33 @@ class HeartbeatState:
         self.consecutive_failures = 0
         self.reregistrations = 0
         self.last_error: Exception | None = None
+        #: "not started" until start(), then "running", then "stopped".
+        self.state = "not started"
+
+    def describe(self, kind: str) -> str:
+        """The registration's repr: which instance, and where in its life."""
+        r = self.registration
+        return (
+            f"<{kind} service_id={r.service_id!r} name={r.name!r} port={r.port}"
+            f" {self.state}>"
+        )
+
+    def warn_if_never_used(self, owner: object, how: str) -> None:
+        """From `__del__`: a registration nobody started registered nothing.
+
+        `client.register(...)` only describes a registration; it takes
+        `with` (or `start()`) to register. Forgetting it is silent
+        otherwise, so say so, as asyncio does for a coroutine never awaited.
+        """
+        if self.state != "not started" or self.beats or self.failures:
+            return
+        warnings.warn(
+            f"the registration of {self.registration.service_id!r} was never"
+            f" started, so nothing was registered: use `{how}`",
+            RuntimeWarning,
+            stacklevel=2,
+            source=owner,
+        )
 
     def pass_call(self) -> Call[None]:
         call = check_call(self.registration.check_id, HealthStatus.PASSING)

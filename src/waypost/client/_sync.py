@@ -160,7 +160,9 @@ class Client:
         heartbeats every TTL/3 on a thread; if the registry forgets it
         (restart, reaped) the next heartbeat registers it again. Leaving
         deregisters. SIGTERM leaves the block too, when nothing else
-        handles it.
+        handles it. Nothing is sent until the block is entered (or
+        `start()` is called): one never started warns (`RuntimeWarning`)
+        when it is garbage-collected.
 
         Args:
             name: the service name.
@@ -427,6 +429,7 @@ class ServiceRegistration:
         Raises:
             RequestRejected: the registry refused the registration.
         """
+        self.heartbeat.state = "running"
         try:
             self.client._run(self.heartbeat.register_call())
         except RegistryUnavailable as exc:
@@ -468,6 +471,7 @@ class ServiceRegistration:
 
     def stop(self, deregister: bool = True) -> None:
         """Stop heartbeats and deregister; a failure to deregister is logged."""
+        self.heartbeat.state = "stopped"
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -486,6 +490,14 @@ class ServiceRegistration:
 
     def __enter__(self) -> Self:
         return self.start()
+
+    def __repr__(self) -> str:
+        return self.heartbeat.describe(type(self).__name__)
+
+    def __del__(self) -> None:
+        heartbeat: HeartbeatState | None = getattr(self, "heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.warn_if_never_used(self, "with client.register(...):")
 
     def __exit__(
         self,

@@ -100,6 +100,7 @@ class Watcher:
         self.client = client
         self.state = state
         self.balancer = balancer if balancer is not None else RoundRobin()
+        self.balancer.service = state.name  # named when nothing can be picked
         self.on_change = on_change
         self._backend = _InterruptibleBackend()
         self._http = client._make_http(1, self._backend)

@@ -48,6 +48,9 @@ class Balancer:
 
     def __init__(self) -> None:
         self._instances: tuple[Instance, ...] = ()
+        #: The service picked from, named in errors: a watcher sets it, and
+        #: `update()` learns it from the instances it is given.
+        self.service = ""
 
     def update(self, instances: Sequence[Instance]) -> None:
         """Replace the set; instances of weight 0 are kept out (drained).
@@ -55,12 +58,16 @@ class Balancer:
         Args:
             instances: the latest healthy set, in any order.
         """
+        if instances:
+            self.service = instances[0].name
         chosen = [i for i in instances if i.weight > 0]
         self._instances = tuple(sorted(chosen, key=lambda i: i.key))
 
-    @property
     def instances(self) -> tuple[Instance, ...]:
-        """The pickable instances, sorted by `Instance.key`."""
+        """The pickable instances, sorted by `Instance.key`.
+
+        A method, as `Watcher.instances()` is: both iterate as instances.
+        """
         return self._instances
 
     def pick(self, key: str | None = None) -> Instance:
@@ -89,8 +96,15 @@ class Balancer:
     def _candidates(self) -> tuple[Instance, ...]:
         instances = self._instances
         if not instances:
-            raise NoInstanceAvailable("no instance of positive weight to pick")
+            raise self._nothing_to_pick()
         return instances
+
+    def _nothing_to_pick(self) -> NoInstanceAvailable:
+        of = f" of {self.service!r}" if self.service else ""
+        return NoInstanceAvailable(
+            f"no instance{of} to pick: none has a positive weight (none is"
+            " registered and passing, or all are drained)"
+        )
 
 
 class RoundRobin(Balancer):
@@ -141,7 +155,7 @@ class Weighted(Balancer):
     def pick(self, key: str | None = None) -> Instance:
         chosen, cumulative = self._table
         if not chosen:
-            raise NoInstanceAvailable("no instance of positive weight to pick")
+            raise self._nothing_to_pick()
         point = self._rng.random() * cumulative[-1]
         return chosen[min(bisect_right(cumulative, point), len(chosen) - 1)]
 
@@ -253,7 +267,7 @@ class RingBalancer(Balancer):
                     key, self._loads, balance_factor=self._balance_factor
                 )
             except EmptyRingError as exc:
-                raise NoInstanceAvailable(str(exc)) from exc
+                raise self._nothing_to_pick() from exc
             self._loads[name] = self._loads.get(name, 0) + 1
             return self._by_key[name]
 
