@@ -18,8 +18,10 @@ single-dash spellings (`-http-addr`, `-service`, `-enable`…) work too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import logging
 import queue
 import signal
 import sys
@@ -137,17 +139,36 @@ def _print_json(value: object) -> None:
     click.echo(msgspec.json.encode(value).decode())
 
 
+#: Colours of the STATUS column on a terminal (none in a pipe).
+STATUS_COLOURS = {
+    "passing": "green",
+    "alive": "green",
+    "warning": "yellow",
+    "critical": "red",
+    "maintenance": "red",
+}
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A rich table on a terminal; aligned plain columns in a pipe."""
+    """A rich table on a terminal (STATUS coloured); plain columns in a pipe."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(soft_wrap=True)
     cells = [[str(cell) for cell in row] for row in rows]
     if console.is_terminal:
         table = Table(*headers, header_style="bold")
+        status = headers.index("STATUS") if "STATUS" in headers else -1
         for row in cells:
-            table.add_row(*row)
+            table.add_row(
+                *(
+                    Text(cell, style=STATUS_COLOURS.get(cell, ""))
+                    if n == status
+                    else Text(cell)
+                    for n, cell in enumerate(row)
+                )
+            )
         console.print(table)
         return
     widths = [
@@ -360,15 +381,38 @@ def watch(ctx: Context, name: str, passing: bool, tags: tuple[str, ...]) -> None
     """
 
     changes: queue.Queue[InstanceSet] = queue.Queue()
-    with ctx.client() as client, _stop_on_signals():
+    with ctx.client() as client, _stop_on_signals(), _client_log_silenced():
         watcher = client.watch(name, passing=passing, tags=tags, on_change=changes.put)
         with watcher:
             watcher.instances()  # raises if the registry never answered
+            previous: InstanceSet | None = None
             while True:
-                _show_change(ctx, name, changes.get())
+                found = changes.get()
+                _show_change(ctx, name, found, previous)
+                previous = found
 
 
-def _show_change(ctx: Context, name: str, found: InstanceSet) -> None:
+@contextlib.contextmanager
+def _client_log_silenced() -> Iterator[None]:
+    """`watch` says itself, once, that the registry went away and came back.
+
+    The client logs the same event as a warning; unconfigured, Python prints
+    it to stderr, so the user would read it twice.
+    """
+    log = logging.getLogger("waypost.client")
+    handler = logging.NullHandler()
+    propagate, log.propagate = log.propagate, False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def _show_change(
+    ctx: Context, name: str, found: InstanceSet, previous: InstanceSet | None
+) -> None:
     if ctx.as_json:
         _print_json(
             {
@@ -384,11 +428,14 @@ def _show_change(ctx: Context, name: str, found: InstanceSet) -> None:
         click.echo(
             f"{name}: registry unreachable ({found.error}); last known set below"
         )
+    elif previous is not None and previous.is_stale:
+        click.echo(f"{name}: registry reachable again")
     click.echo(f"{name}: {len(found)} instance(s) at index {found.index}")
     for instance in found:
-        click.echo(
-            f"  {instance.service_id}  {instance.endpoint}  {instance.status.value}"
-        )
+        status = instance.status.value
+        # click.echo drops the colour when stdout is not a terminal.
+        coloured = click.style(status, fg=STATUS_COLOURS.get(status))
+        click.echo(f"  {instance.service_id}  {instance.endpoint}  {coloured}")
     sys.stdout.flush()
 
 
@@ -415,15 +462,7 @@ def kv_get(ctx: Context, key: str, recurse: bool) -> None:
     if not entries:
         _fail(f"no key {key!r}", EXIT_NOT_FOUND)
     if ctx.as_json:
-        rows = [
-            {
-                "key": e.key,
-                "value": (e.value or b"").decode(errors="replace"),
-                "flags": e.flags,
-                "modify_index": e.modify_index,
-            }
-            for e in entries
-        ]
+        rows = [_kv_json(e.key, e.value, e.flags, e.modify_index) for e in entries]
         _print_json(rows if recurse else rows[0])
     elif recurse:
         for e in entries:
@@ -431,6 +470,23 @@ def kv_get(ctx: Context, key: str, recurse: bool) -> None:
     else:
         sys.stdout.buffer.write(entries[0].value or b"")
         sys.stdout.buffer.write(b"\n")
+
+
+def _kv_json(
+    key: str, value: bytes | None, flags: int, modify_index: int
+) -> dict[str, object]:
+    """The value base64-encoded, as Consul's API gives it (any bytes survive),
+    and as `text` too when it is valid UTF-8."""
+    row: dict[str, object] = {
+        "key": key,
+        "value": None if value is None else base64.b64encode(value).decode(),
+        "flags": flags,
+        "modify_index": modify_index,
+    }
+    if value is not None:
+        with contextlib.suppress(UnicodeDecodeError):
+            row["text"] = value.decode()
+    return row
 
 
 @kv.command("put")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
+import pty
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 
 import httpx
 import pytest
 
 from tests.client.conftest import free_port
-from waypost.testing import AgentProcess
+from waypost.testing import AgentProcess, wait_until
 
 
 def waypost(
@@ -172,7 +178,7 @@ def test_kv_put_get_delete_round_trip(shared_agent: AgentProcess, unique: str) -
         == 0
     )
     entry = json.loads(waypost("kv", "get", key, "--json", agent=shared_agent).stdout)
-    assert entry["value"] == "from stdin"
+    assert entry["text"] == "from stdin"
     stale = waypost("kv", "put", key, "x", "--cas", "1", agent=shared_agent)
     assert stale.returncode == 1 and "CAS" in stale.stderr
     assert waypost("kv", "delete", key, agent=shared_agent).returncode == 0
@@ -225,3 +231,151 @@ def test_watch_prints_each_change_as_it_happens(
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
+
+
+def waypost_on_a_terminal(*args: str, agent: AgentProcess) -> str:
+    """Run the real command with a pseudo-terminal as its stdout and stderr."""
+    env = {**os.environ, "WAYPOST_HTTP_ADDR": agent.address}
+    env.update(TERM="xterm-256color", COLUMNS="200")
+    for name in ("NO_COLOR", "FORCE_COLOR", "CONSUL_HTTP_ADDR"):
+        env.pop(name, None)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "waypost", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=30) == 0, output
+    return output.decode()
+
+
+def test_status_is_coloured_on_a_terminal_and_plain_in_a_pipe(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    for number, status in enumerate(["passing", "warning", "critical"]):
+        check = {"TTL": "1h", "Status": status}
+        register(shared_agent, unique, ID=f"{unique}-{number}", Check=check)
+    shown = waypost_on_a_terminal("instances", unique, agent=shared_agent)
+    for status, colour in [("passing", 32), ("warning", 33), ("critical", 31)]:
+        # green, yellow, red (rich pads the cell inside the style)
+        assert re.search(f"\x1b\\[{colour}m{status} *\x1b\\[0m", shown), shown
+    piped = waypost("instances", unique, agent=shared_agent)
+    assert piped.returncode == 0
+    assert "\x1b" not in piped.stdout
+    assert [row.split()[2] for row in piped.stdout.splitlines()[1:]] == [
+        "passing",
+        "warning",
+        "critical",
+    ]
+
+
+def test_kv_get_json_gives_base64_and_text_only_when_it_is_utf8(
+    shared_agent: AgentProcess, unique: str
+) -> None:
+    """As Consul's API: any bytes survive; `text` only when it decodes."""
+    binary, text = bytes([0, 159, 255, 10]), "héllo"
+    httpx.put(f"{shared_agent.url}/v1/kv/{unique}/bin", content=binary)
+    httpx.put(f"{shared_agent.url}/v1/kv/{unique}/txt", content=text.encode())
+    got = json.loads(
+        waypost("kv", "get", f"{unique}/bin", "--json", agent=shared_agent).stdout
+    )
+    assert base64.b64decode(got["value"]) == binary
+    assert "text" not in got
+    both = json.loads(
+        waypost("kv", "get", unique, "--recurse", "--json", agent=shared_agent).stdout
+    )
+    assert [e["key"] for e in both] == [f"{unique}/bin", f"{unique}/txt"]
+    assert both[1]["value"] == base64.b64encode(text.encode()).decode()
+    assert both[1]["text"] == text
+
+
+class _Refuser:
+    """Listens where the dead agent was and drops every connection, counting."""
+
+    def __init__(self, port: int) -> None:
+        self.accepted = 0
+        self._server = socket.create_server(("127.0.0.1", port))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        # shutdown wakes the blocked accept(); close alone would leave the
+        # port bound until it returned.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._thread.join(5)
+
+
+def test_watch_says_once_that_the_registry_is_gone_and_once_that_it_is_back(
+    unique: str,
+) -> None:
+    """One line when the agent dies (not a log line too), none per failed
+    retry, one when an agent answers again on the same address."""
+    agent = AgentProcess().start()
+    port = agent.port
+    register(agent, unique, ID="w1")
+    env = {**os.environ, "WAYPOST_HTTP_ADDR": agent.address}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "waypost", "watch", unique],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    refuser: _Refuser | None = None
+    back: AgentProcess | None = None
+    try:
+        assert process.stdout.readline().startswith(f"{unique}: 1 instance(s)")
+        assert process.stdout.readline().split() == ["w1", "127.0.0.1:1", "passing"]
+        agent.stop()
+        gone = process.stdout.readline()
+        assert gone.startswith(f"{unique}: registry unreachable (cannot reach")
+        assert gone.endswith("; last known set below\n")
+        assert process.stdout.readline().startswith(f"{unique}: 1 instance(s)")
+        assert process.stdout.readline().split() == ["w1", "127.0.0.1:1", "passing"]
+        # Refuse connections until the watcher has retried a few times: each
+        # retry fails again, and none may be reported again.
+        refuser = _Refuser(port)
+        wait_until(lambda: refuser is not None and refuser.accepted >= 3, timeout=10)
+        refuser.close()
+        back = AgentProcess(extra_args=["--http-addr", f"127.0.0.1:{port}"]).start()
+        # The new agent is empty (--dev): its first answer is the whole news.
+        again = process.stdout.readline()
+        empty = process.stdout.readline()
+    finally:
+        if refuser is not None:
+            refuser.close()
+        process.send_signal(signal.SIGTERM)
+        rest, stderr = process.communicate(timeout=15)
+        if back is not None:
+            back.stop()
+        agent.stop()
+    assert process.returncode == 0, stderr
+    assert again == f"{unique}: registry reachable again\n"
+    assert empty.startswith(f"{unique}: 0 instance(s) at index ")
+    assert rest == ""
+    assert stderr == ""

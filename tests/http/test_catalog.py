@@ -322,3 +322,25 @@ def test_another_datacenter_has_no_path(
     with pytest.raises(consul.ConsulException):
         client.catalog.register("dc2-node", "10.0.0.8", dc="dc2")
     assert consul_index(http.get("/v1/catalog/nodes")) == index
+
+
+def test_node_meta_without_a_colon_is_the_key_with_an_empty_value_as_in_consul(
+    http: httpx.Client, unique: str
+) -> None:
+    """Consul's parseMetaPair (agent/http.go): `?node-meta=k` means `k` = "" and
+    answers 200; a later pair for the same key replaces an earlier one."""
+    key = f"flag-{unique}"
+    _external(http, f"{unique}-empty", NodeMeta={key: ""})
+    _external(http, f"{unique}-set", NodeMeta={key: "x"})
+
+    def names(*pairs: str) -> list[str]:
+        response = http.get(
+            "/v1/catalog/nodes", params=[("node-meta", pair) for pair in pairs]
+        )
+        assert response.status_code == 200, response.text
+        return [node["Node"] for node in response.json()]
+
+    assert names(key) == [f"{unique}-empty"]
+    assert names(f"{key}:x") == [f"{unique}-set"]
+    assert names(f"{key}:nope", f"{key}:x") == [f"{unique}-set"]
+    assert names(f"{key}:x", f"{key}:nope") == []

@@ -199,12 +199,15 @@ def required_tail(request: Request, what: str) -> str:
 
 
 def node_meta_matches(request: Request, meta: dict[str, str]) -> bool:
-    """`?node-meta=key:value` (repeatable): every pair must match."""
-    for pair in request.get_all("node-meta"):
-        key, _, value = pair.partition(":")
-        if meta.get(key) != value:
-            return False
-    return True
+    """`?node-meta=key:value` (repeatable): every key must have its value.
+
+    Consul's parseMetaFilter and parseMetaPair (agent/http.go): a pair
+    without a colon is the key with an empty value (200, not a 400), and a
+    later pair for the same key replaces an earlier one.
+    """
+    pairs = request.get_all("node-meta")
+    filters = dict(pair.partition(":")[::2] for pair in pairs) if pairs else {}
+    return all(meta.get(key) == value for key, value in filters.items())
 
 
 async def nodes(agent: Agent, request: Request) -> Query:
