@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import consul
 import httpx
+import msgspec
 import pytest
+import trustme
 
 from waypost.testing import AgentProcess, run_agent
 
@@ -48,3 +50,48 @@ def client(shared_agent: AgentProcess) -> consul.Consul:
 def unique() -> str:
     """A name no other test uses (the shared agent outlives each test)."""
     return f"svc{next(_names)}"
+
+
+class TLSFiles(msgspec.Struct, frozen=True, kw_only=True):
+    """PEM files of a test CA: the agent's certificate, a client's, and a
+    client certificate from another CA (which mutual TLS must refuse)."""
+
+    ca: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+    stranger_cert: str
+    stranger_key: str
+
+    def agent_args(self, *, mutual: bool = False) -> list[str]:
+        """Flags for an agent serving HTTPS only, on a free port."""
+        args = ["--http-addr", "", "--https-addr", "127.0.0.1:0"]
+        args += ["--tls-cert-file", self.server_cert, "--tls-key-file", self.server_key]
+        if mutual:
+            args += ["--tls-ca-file", self.ca, "--tls-verify-incoming"]
+        return args
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    folder = tmp_path_factory.mktemp("tls")
+    ca, stranger_ca = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("client.waypost.test")
+    stranger = stranger_ca.issue_cert("client.waypost.test")
+
+    def write(name: str, blob: trustme.Blob) -> str:
+        path = folder / name
+        blob.write_to_path(path)
+        return str(path)
+
+    return TLSFiles(
+        ca=write("ca.pem", ca.cert_pem),
+        server_cert=write("server.pem", server.cert_chain_pems[0]),
+        server_key=write("server.key", server.private_key_pem),
+        client_cert=write("client.pem", client.cert_chain_pems[0]),
+        client_key=write("client.key", client.private_key_pem),
+        stranger_cert=write("stranger.pem", stranger.cert_chain_pems[0]),
+        stranger_key=write("stranger.key", stranger.private_key_pem),
+    )

@@ -6,6 +6,7 @@ runs in a venv of its own, created once (under .cache/) and reused.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from waypost.testing import AgentProcess, wait_until
+from tests.conftest import TLSFiles
+from waypost.testing import AgentProcess, run_agent, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_VENV = ROOT / ".cache" / "seed-venv"
@@ -141,3 +143,58 @@ def test_seed_cli_line_starts_an_agent(tmp_path: Path) -> None:
         assert process.wait(15) == 0
         assert process.stderr is not None
         process.stderr.close()
+
+
+# The seed's python-consul 1.1.0 calls over HTTPS, `verify=` a CA file (and,
+# for mutual TLS, `cert=`): the argument python-consul has for it.
+SEED_OVER_TLS = """
+import json, sys
+import consul
+
+host, port, ca, cert, key = sys.argv[1:]
+client = consul.Consul(
+    host=host, port=int(port), scheme="https", verify=ca,
+    cert=(cert, key) if cert else None,
+)
+client.agent.service.register(
+    "example-service", 8080, address="localhost", tags=["web"]
+)
+_, entries = client.health.service("example-service")
+client.agent.service.deregister("8080")
+_, after = client.health.service("example-service")
+print(json.dumps({"ids": [e["Service"]["ID"] for e in entries], "after": after}))
+"""
+
+
+def _seed_over_tls(
+    seed_python: Path, agent: AgentProcess, ca: str, cert: str = "", key: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(seed_python), "-c", SEED_OVER_TLS, agent.host, str(agent.https_port),
+         ca, cert, key],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_seed_python_consul_works_over_https_with_a_ca_file(
+    seed_python: Path, tls_files: TLSFiles
+) -> None:
+    with run_agent(extra_args=tls_files.agent_args()) as agent:
+        done = _seed_over_tls(seed_python, agent, tls_files.ca)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ids": ["8080"], "after": []}
+
+
+def test_seed_python_consul_needs_its_client_certificate_under_mutual_tls(
+    seed_python: Path, tls_files: TLSFiles
+) -> None:
+    with run_agent(extra_args=tls_files.agent_args(mutual=True)) as agent:
+        refused = _seed_over_tls(seed_python, agent, tls_files.ca)
+        served = _seed_over_tls(
+            seed_python, agent, tls_files.ca, tls_files.client_cert,
+            tls_files.client_key,
+        )  # fmt: skip
+    assert refused.returncode != 0
+    assert "SSLError" in refused.stderr or "ConnectionError" in refused.stderr
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout) == {"ids": ["8080"], "after": []}

@@ -14,6 +14,11 @@ import sys
 import click
 
 from waypost import __version__
+from waypost.cli_listeners import (
+    listener_options,
+    listener_settings,
+    raise_open_files_limit,
+)
 from waypost.config import (
     DEFAULT_CHECK_CONCURRENCY,
     DEFAULT_DATA_DIR,
@@ -22,6 +27,7 @@ from waypost.config import (
     DEFAULT_HTTP_PORT,
     DEFAULT_SELF_PRESERVATION_THRESHOLD,
     DEFAULT_SELF_PRESERVATION_WINDOW,
+    PORT_OFF,
     AgentConfig,
 )
 from waypost.exceptions import StartupError
@@ -38,6 +44,7 @@ _CONSUL_FLAGS = {
     "-bootstrap": "--bootstrap",
     "-log-level": "--log-level",
     "-enable-script-checks": "--enable-script-checks",
+    "-https-port": "--https-port",
 }
 
 
@@ -70,7 +77,7 @@ def main() -> None:
     "--http-addr",
     default=f"{DEFAULT_HTTP_HOST}:{DEFAULT_HTTP_PORT}",
     show_default=True,
-    help="HOST:PORT the HTTP API listens on (port 0 picks a free one).",
+    help='HOST:PORT the HTTP API listens on (port 0 picks a free one; "": off).',
 )
 @click.option("--http-port", type=int, help="Port only (Consul's -http-port).")
 @click.option("--client", help="Listen address only (Consul's -client).")
@@ -140,6 +147,7 @@ def main() -> None:
     show_default=True,
     help="Most active checks probing at once.",
 )
+@listener_options
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -161,13 +169,16 @@ def agent(
     check_concurrency: int,
     server: bool,
     bootstrap: bool,
+    **listening: object,
 ) -> None:
     """Run the registry server (embedded durable store by default).
 
     -server and -bootstrap are accepted for Consul compatibility and do
     nothing: a single waypost agent is always its own leader.
     """
-    host, port = _split_addr(http_addr)
+    host, port = DEFAULT_HTTP_HOST, PORT_OFF  # --http-addr "": no plain HTTP
+    if http_addr.strip():
+        host, port = _split_addr(http_addr)
     if client:
         host = client
     if http_port is not None:
@@ -180,6 +191,11 @@ def agent(
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    settings = listener_settings(
+        listening, client=client, default_host=host, split=_split_addr
+    )
+    if node:
+        settings["node"] = node
     config = AgentConfig(
         http_host=host,
         http_port=port,
@@ -193,8 +209,9 @@ def agent(
         self_preservation_window=_window(self_preservation_window),
         panic_threshold=panic_threshold,
         check_concurrency=check_concurrency,
-        **({"node": node} if node else {}),
+        **settings,
     )
+    raise_open_files_limit()
     from waypost.server import Agent
 
     try:

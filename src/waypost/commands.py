@@ -11,9 +11,11 @@ for scripts. Exit status:
     3  not found: no such key or service ID, or no instance matched
     4  the registry is unreachable or failing
 
-Every command takes `--http-addr` (or `WAYPOST_HTTP_ADDR` / `CONSUL_HTTP_ADDR`)
-and `--token` (or `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`); Consul's
-single-dash spellings (`-http-addr`, `-service`, `-enable`…) work too.
+Every command takes `--http-addr` (or `WAYPOST_HTTP_ADDR` / `CONSUL_HTTP_ADDR`),
+`--token` (or `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`) and, for HTTPS,
+`--ca-file`, `--client-cert`, `--client-key` (or `CONSUL_CACERT`,
+`CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`); Consul's single-dash spellings
+(`-http-addr`, `-service`, `-enable`…) work too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import functools
 import logging
 import queue
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
@@ -54,11 +57,17 @@ class Context(msgspec.Struct, kw_only=True):
     http_addr: str | None
     token: str | None
     as_json: bool
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     def client(self) -> Client:
         from waypost.client import Client
 
-        return Client(self.http_addr, token=self.token)
+        cert: tuple[str, str] | str | None = self.client_cert
+        if self.client_cert and self.client_key:
+            cert = (self.client_cert, self.client_key)
+        return Client(self.http_addr, token=self.token, verify=self.ca_file, cert=cert)
 
 
 def client_options(command: Callable[..., R]) -> Callable[..., R]:
@@ -66,14 +75,46 @@ def client_options(command: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(command)
     def run(
-        http_addr: str | None, token: str | None, as_json: bool, **kwargs: object
+        http_addr: str | None,
+        token: str | None,
+        as_json: bool,
+        ca_file: str | None,
+        client_cert: str | None,
+        client_key: str | None,
+        **kwargs: object,
     ) -> R:
-        ctx = Context(http_addr=http_addr, token=token, as_json=as_json)
+        ctx = Context(
+            http_addr=http_addr,
+            token=token,
+            as_json=as_json,
+            ca_file=ca_file,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
         with _errors(ctx):
             return command(ctx, **kwargs)
 
     run = click.option(
         "--json", "-json", "as_json", is_flag=True, help="Print JSON, for scripts."
+    )(run)
+    # HTTPS (Consul's CLI flags); unset, the client reads WAYPOST_CACERT /
+    # CONSUL_CACERT, WAYPOST_CLIENT_CERT / CONSUL_CLIENT_CERT and the keys.
+    run = click.option(
+        "--client-key",
+        "-client-key",
+        help="Client certificate's key [env: WAYPOST_CLIENT_KEY, CONSUL_CLIENT_KEY].",
+    )(run)
+    run = click.option(
+        "--client-cert",
+        "-client-cert",
+        help="Client certificate for mutual TLS"
+        " [env: WAYPOST_CLIENT_CERT, CONSUL_CLIENT_CERT].",
+    )(run)
+    run = click.option(
+        "--ca-file",
+        "-ca-file",
+        help="CA bundle that verifies the registry's certificate"
+        " [env: WAYPOST_CACERT, CONSUL_CACERT].",
     )(run)
     run = click.option(
         "--token",
@@ -112,9 +153,16 @@ def _errors(ctx: Context) -> Iterator[None]:
             f"{exc} (from --http-addr, WAYPOST_HTTP_ADDR or CONSUL_HTTP_ADDR)",
             EXIT_USAGE,
         )
-    except RegistryConnectError:
+    except RegistryConnectError as exc:
         with ctx.client() as client:
             address = client.address
+        tls = _tls_failure(exc)
+        if tls is not None:
+            _fail(
+                f"TLS with the registry at {address} failed: {tls} (set --ca-file,"
+                " and --client-cert/--client-key if it asks for a certificate)",
+                EXIT_UNAVAILABLE,
+            )
         _fail(
             f"cannot reach the registry at {address} — is `waypost agent` running?"
             " (set --http-addr or WAYPOST_HTTP_ADDR to point elsewhere)",
@@ -128,6 +176,16 @@ def _errors(ctx: Context) -> Iterator[None]:
         _fail(f"the registry refused the request: {exc}", EXIT_REFUSED)
     except WaypostError as exc:
         _fail(str(exc), EXIT_REFUSED)
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """The TLS error behind a failed connection, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen.reason or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _fail(message: str, code: int) -> None:

@@ -17,8 +17,84 @@ DEFAULT_SELF_PRESERVATION_THRESHOLD = 0.15
 DEFAULT_SELF_PRESERVATION_WINDOW = 60.0
 DEFAULT_CHECK_CONCURRENCY = 512
 
+#: A port of -1 turns a listener off (Consul's `ports.http = -1`); HTTPS is
+#: off unless asked for, as in Consul.
+PORT_OFF = -1
+
+# HTTP server limits (README "Running in production"); each has a flag.
+#: Open connections, both listeners together; at the cap the agent stops
+#: accepting (new clients wait in the kernel's backlog) until one closes.
+DEFAULT_MAX_CONNECTIONS = 8192
+#: Consul's `limits.http_max_conns_per_client`; over it: 429 and close.
+DEFAULT_MAX_CONNS_PER_CLIENT = 200
+#: The request target (path and query); over it: 414. Every name and ID fits
+#: many times over (http/limits.py: 256 characters, at most 12 bytes each
+#: percent-encoded); httptools' URL parser cannot index past 64 KiB.
+DEFAULT_MAX_URL_BYTES = 32 * 1024
+#: Request line plus headers (Go's `MaxHeaderBytes`, which Consul leaves at
+#: 1 MiB); over it: 431.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+#: Header fields per request (Apache's `LimitRequestFields`); over it: 431.
+DEFAULT_MAX_HEADER_COUNT = 100
+#: A request body; over it: 413. Consul's KV limit (512 KiB) is checked
+#: where values are decoded.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Requests read ahead on one connection before it stops reading (pipelining).
+DEFAULT_MAX_PIPELINE = 64
+#: Seconds from a request's first byte (or from accept) to its last header.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds from a request's first byte to its last body byte.
+DEFAULT_READ_TIMEOUT = 30.0
+#: Seconds an idle keep-alive connection is kept.
+DEFAULT_IDLE_TIMEOUT = 60.0
+#: Consul's `limits.https_handshake_timeout`.
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+
+#: Consul's `tls_min_version` default.
+DEFAULT_TLS_MIN_VERSION = "TLSv1_2"
+
 #: The Consul API level waypost implements, reported as Config.Version.
 CONSUL_API_VERSION = "1.22.0"
+
+
+class TLSConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The HTTPS listener's certificates (Consul's `tls.https` stanza).
+
+    Args:
+        cert_file: PEM certificate chain the agent presents.
+        key_file: its PEM private key.
+        ca_file: PEM CA bundle that client certificates must chain to.
+        verify_incoming: require a client certificate signed by `ca_file`
+            (mutual TLS); a client without one is refused in the handshake.
+        min_version: oldest TLS version accepted, in Consul's spelling
+            (`TLSv1_2`, `TLSv1_3`; the older `tls12`, `tls13` too).
+    """
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    verify_incoming: bool = False
+    min_version: str = DEFAULT_TLS_MIN_VERSION
+
+
+class HttpLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What one client may cost the HTTP server; see the DEFAULT_* constants.
+
+    Sizes are bytes, durations seconds; 0 turns a limit off (not the sizes
+    of a request's parts, which always have one).
+    """
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_conns_per_client: int = DEFAULT_MAX_CONNS_PER_CLIENT
+    max_url_bytes: int = DEFAULT_MAX_URL_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_pipeline: int = DEFAULT_MAX_PIPELINE
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
 
 
 class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,7 +102,11 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     Args:
         http_host: address the HTTP API listens on.
-        http_port: its port; 0 picks a free one (tests).
+        http_port: its port; 0 picks a free one (tests); -1: no plain HTTP.
+        https_host: address the HTTPS listener binds.
+        https_port: its port; -1 (default): no HTTPS.
+        tls: certificates and client verification for HTTPS.
+        limits: sizes, timeouts and connection caps of both listeners.
         data_dir: folder of the durable SQLite store.
         dev: keep everything in memory, write nothing.
         node: this agent's node name (default: the host name).
@@ -46,6 +126,10 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = DEFAULT_HTTP_PORT
+    https_host: str = DEFAULT_HTTP_HOST
+    https_port: int = PORT_OFF
+    tls: TLSConfig = msgspec.field(default_factory=TLSConfig)
+    limits: HttpLimits = msgspec.field(default_factory=HttpLimits)
     data_dir: str = DEFAULT_DATA_DIR
     dev: bool = False
     node: str = msgspec.field(default_factory=socket.gethostname)
@@ -61,6 +145,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def advertise_address(self) -> str:
         """The address written into the node entry (never a wildcard)."""
-        if self.http_host in ("", "0.0.0.0", "::"):
+        host = self.http_host if self.http_port != PORT_OFF else self.https_host
+        if host in ("", "0.0.0.0", "::"):
             return "127.0.0.1"
-        return self.http_host
+        return host

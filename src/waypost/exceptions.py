@@ -5,8 +5,11 @@ WaypostError
 │   ├── InvalidRequest    bad JSON, unknown field, bad duration   → 400
 │   ├── PermissionDenied  the token lacks the right               → 403
 │   ├── NotFound          no such service, check or node          → 404
+│   ├── RequestTimeout    its head or body came too slowly        → 408
 │   ├── PayloadTooLarge   the body is over the documented limit   → 413
-│   └── UriTooLong        the URL is over the documented limit    → 414
+│   ├── UriTooLong        the URL is over the documented limit    → 414
+│   ├── ExpectationFailed an `Expect` other than 100-continue     → 417
+│   └── HeaderFieldsTooLarge  the head is over the documented limit → 431
 ├── StoreUnavailable      could not be made durable; not applied  → 503
 ├── StartupError          the agent cannot start (port, data dir)
 ├── InvalidAddress        (client) the registry address is malformed;
@@ -69,6 +72,24 @@ class UriTooLong(RequestRejected):
     """The request's URL (path and query string) is longer than the agent reads."""
 
     status_code = 414
+
+
+class RequestTimeout(RequestRejected):
+    """(agent) The request's head or body did not arrive within its deadline."""
+
+    status_code = 408
+
+
+class ExpectationFailed(RequestRejected):
+    """(agent) The request's `Expect` header asks for more than 100-continue."""
+
+    status_code = 417
+
+
+class HeaderFieldsTooLarge(RequestRejected):
+    """(agent) The request line and headers are larger, or more, than allowed."""
+
+    status_code = 431
 
 
 class StoreUnavailable(WaypostError):

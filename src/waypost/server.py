@@ -17,16 +17,15 @@ import uuid
 from collections.abc import Callable
 
 from waypost import __version__
-from waypost.config import CONSUL_API_VERSION, AgentConfig
+from waypost.config import CONSUL_API_VERSION, PORT_OFF, AgentConfig
 from waypost.core.brake import Brake, BrakeSettings
 from waypost.core.catalog import CHECKS, Catalog, Commit
 from waypost.core.checkstate import CheckStates
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus, Node, Service
 from waypost.core.watch import Watchers
-from waypost.exceptions import StartupError
 from waypost.http.app import ConsulAPI
 from waypost.http.blocking import ResponseCache
-from waypost.http.protocol import ConnectionTracker, HttpProtocol
+from waypost.http.listeners import HttpServer, open_listeners
 from waypost.runner.probes import require_scripts_enabled
 from waypost.runner.scheduler import CheckRunner
 from waypost.store.base import Store
@@ -249,25 +248,24 @@ class Agent:
         await self.store.close()
 
     async def serve(self, sock: socket.socket | None = None) -> None:
-        """Run until asked to stop; `sock` is an already bound listener."""
-        sock = sock or bind_socket(self.config.http_host, self.config.http_port)
-        self.bound_port = sock.getsockname()[1]
+        """Run until asked to stop; `sock` is an already bound HTTP listener."""
+        http = HttpServer(ConsulAPI(self), self.config.limits)
+        for bound, context in open_listeners(self.config, sock):
+            http.add(bound, context)
+        self.bound_port = next(
+            (lst.port for lst in http.listeners if lst.scheme == "http"), PORT_OFF
+        )
         loop = asyncio.get_running_loop()
-        api = ConsulAPI(self)
-        tracker = ConnectionTracker()
         await self.startup()
         try:
-            server = await loop.create_server(
-                lambda: HttpProtocol(api, tracker), sock=sock, backlog=4096
-            )
+            http.start()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_shutdown)
             logger.info(
-                "waypost agent %s listening on http://%s:%d node=%s datacenter=%s"
+                "waypost agent %s listening on %s node=%s datacenter=%s"
                 " store=%s consul-api=%s",
                 __version__,
-                self.config.http_host,
-                self.bound_port,
+                " ".join(http.urls),
                 self.config.node,
                 self.config.datacenter,
                 self.store.description,
@@ -277,34 +275,16 @@ class Agent:
             logger.info("shutting down")
             # 1. Stop accepting; 2. let blocking queries answer now; 3. give
             # in-flight requests (durable commits) time to finish; 4. close.
-            server.close()
+            await http.stop_accepting()
             self.begin_shutdown()
-            tracker.close_idle()
-            await tracker.drain(SHUTDOWN_GRACE)
-            tracker.close_idle()
+            await http.close(SHUTDOWN_GRACE)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            await http.stop_accepting()
+            await http.tracker.stop()
             await self.shutdown()
             logger.info("waypost agent stopped")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind the listener before anything else, so a taken port fails fast."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-            " (is another agent running? choose another --http-addr)"
-        ) from exc
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
 
 
 def _open_store(config: AgentConfig) -> Store:

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-_LISTENING = re.compile(r"listening on http://(?P<host>[^ ]+):(?P<port>\d+) ")
+_LISTENING = re.compile(r"listening on (?P<urls>(?:https?://\S+ )+)")
+_URL = re.compile(r"(?P<scheme>https?)://(?P<host>\S+):(?P<port>\d+)")
 
 #: How long to wait for an agent to print its start-up line.
 START_TIMEOUT = 20.0
@@ -48,6 +49,7 @@ class AgentProcess:
         self.env = env
         self.host = "127.0.0.1"
         self.port = 0
+        self.https_port = 0
         self.process: subprocess.Popen[str] | None = None
         self.log_lines: list[str] = []
         self._started = threading.Event()
@@ -55,11 +57,18 @@ class AgentProcess:
 
     @property
     def url(self) -> str:
+        """The plain HTTP URL, or the HTTPS one when plain HTTP is off."""
+        if not self.port and self.https_port:
+            return self.https_url
         return f"http://{self.host}:{self.port}"
 
     @property
+    def https_url(self) -> str:
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.port or self.https_port}"
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "waypost", "agent", "--http-addr", "127.0.0.1:0"]
@@ -106,7 +115,11 @@ class AgentProcess:
             self.log_lines.append(line)
             match = _LISTENING.search(line)
             if match:
-                self.port = int(match.group("port"))
+                for url in _URL.finditer(match.group("urls")):
+                    if url.group("scheme") == "https":
+                        self.https_port = int(url.group("port"))
+                    else:
+                        self.port = int(url.group("port"))
                 self._started.set()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:

@@ -14,7 +14,8 @@ from waypost.http.decode import Decoded
 
 #: Longest service, node or check name or ID, in characters. Generated IDs
 #: (Nomad's `_nomad-task-<uuid>-…`, consul-k8s's `<pod>-<service>`) stay well
-#: under it; percent-encoded it is at most 3 KiB of URL, far below MAX_URL.
+#: under it; percent-encoded it is at most 3 KiB of URL, far below
+#: config.DEFAULT_MAX_URL_BYTES.
 MAX_NAME_LENGTH = 256
 
 #: Longest tag, in characters: as long as a meta value (tags carry config too,
