@@ -30,9 +30,6 @@ RegistryConnectError.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
-
 
 class WaypostError(Exception):
     """Base of every error waypost raises on purpose."""
@@ -132,17 +129,3 @@ class RegistryServerError(RegistryUnavailable):
 
 class NoInstanceAvailable(WaypostError, LookupError):
     """(client) A balancer was asked to pick with no instance of positive weight."""
-
-
-@contextlib.contextmanager
-def map_exceptions(
-    mapping: Mapping[type[BaseException], type[WaypostError]],
-) -> Iterator[None]:
-    """Re-raise library exceptions as ours, keeping the cause (httpcore's habit)."""
-    try:
-        yield
-    except Exception as exc:
-        for source, target in mapping.items():
-            if isinstance(exc, source):
-                raise target(str(exc)) from exc
-        raise

@@ -11,10 +11,16 @@ import msgspec
 
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION
+from waypost.core import queries
+from waypost.core.changes import (
+    DeregisterCheck,
+    DeregisterService,
+    RegisterCheck,
+    RegisterService,
+    SetMaintenance,
+)
 from waypost.core.model import (
-    NODE_MAINTENANCE_CHECK_ID,
     SERF_CHECK_ID,
-    SERVICE_MAINTENANCE_PREFIX,
     Check,
     HealthStatus,
     Service,
@@ -31,7 +37,7 @@ from waypost.http.messages import (
 )
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
 logger = logging.getLogger("waypost.http")
 
@@ -40,23 +46,12 @@ DEFAULT_OUTPUT_MAX = 4096
 
 NUMERIC_ID_HEADER = b"x-waypost-warning"
 
-# Consul's default maintenance notes, word for word.
-_NODE_MAINT_NOTE = (
-    "Maintenance mode is enabled for this node, but no reason was provided."
-    " This is a default message."
-)
-_SERVICE_MAINT_NOTE = (
-    "Maintenance mode is enabled for this service, but no reason was provided."
-    " This is a default message."
-)
-
-
 # ---------------------------------------------------------------- self, members
 
 
-def member_json(agent: Agent, *, wan: bool = False) -> wire.JSON:
+def member_json(registry: Registry, *, wan: bool = False) -> wire.JSON:
     """serf.Member; the WAN pool names members `<node>.<datacenter>` on 8302."""
-    config = agent.config
+    config = registry.config
     return {
         "Name": f"{config.node}.{config.datacenter}" if wan else config.node,
         "Addr": config.advertise_address,
@@ -66,7 +61,7 @@ def member_json(agent: Agent, *, wan: bool = False) -> wire.JSON:
             "bootstrap": "1",
             "build": f"{CONSUL_API_VERSION}:waypost-{__version__}",
             "dc": config.datacenter,
-            "id": agent.node_id,
+            "id": registry.node_id,
             "port": "8300",
             "raft_vsn": "3",
             "role": "consul",
@@ -86,16 +81,16 @@ def member_json(agent: Agent, *, wan: bool = False) -> wire.JSON:
     }
 
 
-async def self_(agent: Agent, request: Request) -> Response:
-    config = agent.config
-    counts = agent.catalog.counts()
+async def self_(registry: Registry, request: Request) -> Response:
+    config = registry.config
+    counts = registry.catalog.counts()
     return json_response(
         {
             "Config": {
                 "Datacenter": config.datacenter,
                 "PrimaryDatacenter": config.datacenter,
                 "NodeName": config.node,
-                "NodeID": agent.node_id,
+                "NodeID": registry.node_id,
                 # Consul omits an empty Partition (`json:",omitempty"`).
                 "Revision": "waypost",
                 "Server": True,
@@ -110,7 +105,7 @@ async def self_(agent: Agent, request: Request) -> Response:
                 "ServerMode": True,
                 "Bootstrap": True,
                 "ClientAddrs": [config.http_host],
-                "HTTPPort": agent.bound_port,
+                "HTTPPort": registry.http_port,
             },
             "Coord": {
                 "Vec": [0.0] * 8,
@@ -118,11 +113,11 @@ async def self_(agent: Agent, request: Request) -> Response:
                 "Adjustment": 0.0,
                 "Height": 1e-05,
             },
-            "Member": member_json(agent),
+            "Member": member_json(registry),
             "Stats": {
                 "agent": {
                     "check_monitors": "0",
-                    "check_ttls": str(len(agent.catalog.ttl)),
+                    "check_ttls": str(len(registry.catalog.ttl)),
                     "checks": str(counts["checks"]),
                     "services": str(counts["services"]),
                 },
@@ -141,13 +136,13 @@ async def self_(agent: Agent, request: Request) -> Response:
                 # top-level key (clients check Self's exact key set).
                 "waypost": {
                     "version": __version__,
-                    "store": agent.store.description,
-                    "index": str(agent.catalog.index),
-                    "uptime_seconds": f"{time.time() - agent.started_at:.3f}",
+                    "store": registry.store.description,
+                    "index": str(registry.catalog.index),
+                    "uptime_seconds": f"{time.time() - registry.started_at:.3f}",
                     **{name: str(count) for name, count in counts.items()},
                 },
                 "self_preservation": _strings(
-                    msgspec.to_builtins(agent.brake.state(agent.now()))
+                    msgspec.to_builtins(registry.brake.state(registry.now()))
                 ),
             },
             "Meta": {"consul-network-segment": ""},
@@ -166,42 +161,42 @@ def _strings(values: dict[str, object]) -> dict[str, str]:
     }
 
 
-async def members(agent: Agent, request: Request) -> Response:
+async def members(registry: Registry, request: Request) -> Response:
     # Consul: any non-empty ?wan= asks for the WAN pool (AgentMembers).
     wan = bool(request.get("wan"))
-    return json_response(filtering.apply(request, [member_json(agent, wan=wan)]))
+    return json_response(filtering.apply(request, [member_json(registry, wan=wan)]))
 
 
-async def leave(agent: Agent, request: Request) -> Response:
-    agent.request_shutdown()
+async def leave(registry: Registry, request: Request) -> Response:
+    registry.request_shutdown()
     return empty_response()
 
 
 # ---------------------------------------------------------------- services
 
 
-def _local_services(agent: Agent) -> list[Service]:
+def _local_services(registry: Registry) -> list[Service]:
     # The "consul" service is the server's own catalog entry, not something
     # registered with the agent: Consul leaves it out of /v1/agent/services.
     return [
         s
-        for s in agent.catalog.node_services(agent.config.node)
+        for s in registry.catalog.node_services(registry.config.node)
         if s.service_id != "consul"
     ]
 
 
-async def services(agent: Agent, request: Request) -> Response:
-    dc = agent.config.datacenter
-    items = [wire.agent_service_json(s, dc) for s in _local_services(agent)]
+async def services(registry: Registry, request: Request) -> Response:
+    dc = registry.config.datacenter
+    items = [wire.agent_service_json(s, dc) for s in _local_services(registry)]
     items = filtering.apply(request, items)
     return json_response({item["ID"]: item for item in items})
 
 
-async def service(agent: Agent, request: Request) -> Response:
-    found = agent.catalog.node_service(agent.config.node, request.tail)
+async def service(registry: Registry, request: Request) -> Response:
+    found = registry.catalog.node_service(registry.config.node, request.tail)
     if found is None or found.service_id == "consul":
         raise NotFound(f"unknown service ID: {request.tail}")
-    body = wire.agent_service_json(found, agent.config.datacenter)
+    body = wire.agent_service_json(found, registry.config.datacenter)
     content_hash = f"{found.modify_index:016x}"
     body["ContentHash"] = content_hash
     # Consul sends the hash as a header too (agent_endpoint.go AgentService).
@@ -210,7 +205,7 @@ async def service(agent: Agent, request: Request) -> Response:
     )
 
 
-async def register_service(agent: Agent, request: Request) -> Response:
+async def register_service(registry: Registry, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterService), then apply whole."""
     data = decode.decode_body(request.body, decode.SERVICE_REGISTRATION)
     limits.check_lengths(data)
@@ -218,17 +213,18 @@ async def register_service(agent: Agent, request: Request) -> Response:
         raise InvalidRequest("Missing service name")
     if wire.is_any_address(str(data.get("Address") or "")):
         raise InvalidRequest("Invalid service address")
-    node = agent.config.node
+    node = registry.config.node
     service, numeric_id = wire.to_service(data, node=node)
     service = msgspec.structs.replace(service, agent_tagged_defaults=True)
-    checks = _service_checks(agent, data, service)
-    commit = agent.catalog.register_service(
-        service,
-        checks,
-        now=agent.now(),
-        replace_existing_checks=_replace_existing_checks(request),
+    checks = _service_checks(registry, data, service)
+    await registry.apply(
+        RegisterService(
+            service=service,
+            checks=checks,
+            replace_existing_checks=_replace_existing_checks(request),
+            keep_status=True,
+        )
     )
-    await agent.persist(commit)
     headers = [TEXT_TYPE]
     if numeric_id and not service.port and _could_be_port(service.service_id):
         warning = (
@@ -252,7 +248,7 @@ def _replace_existing_checks(request: Request) -> bool:
 
 
 def _service_checks(
-    agent: Agent, data: decode.Decoded, service: Service
+    registry: Registry, data: decode.Decoded, service: Service
 ) -> list[Check]:
     """Check, then Checks, as Consul's ServiceDefinition.CheckTypes() orders them."""
     bodies: list[dict[str, object]] = []
@@ -286,8 +282,8 @@ def _service_checks(
             default_name=intern(f"Service '{service.name}' check"),
             service_id=service.service_id,
         )
-        agent.validate_check(check)
-        checks.append(_preserving_status(agent, check))
+        registry.validate_check(check)
+        checks.append(check)
     return checks
 
 
@@ -296,26 +292,9 @@ def _is_valid_status(body: dict[str, object]) -> bool:
     return status == "" or status in HealthStatus.__members__.values()
 
 
-def _preserving_status(agent: Agent, check: Check) -> Check:
-    """A re-registered check keeps its current status and output.
-
-    Consul restores both from its snapshot of the check, even when the new
-    registration gives a Status (agent.go addServiceInternal: "Restore the
-    fields from the snapshot"; addCheckLocked: "snapshot the current state of
-    the health check to avoid potential flapping"), so a client re-asserting
-    its registration never flaps its instance to critical.
-    """
-    existing = agent.catalog.get_check(check.node, check.check_id)
-    if existing is None:
-        return check
-    return msgspec.structs.replace(
-        check, status=existing.status, output=existing.output
-    )
-
-
-async def deregister_service(agent: Agent, request: Request) -> Response:
-    await agent.persist(
-        agent.catalog.deregister_service(agent.config.node, request.tail)
+async def deregister_service(registry: Registry, request: Request) -> Response:
+    await registry.apply(
+        DeregisterService(node=registry.config.node, service_id=request.tail)
     )
     return empty_response()
 
@@ -331,73 +310,51 @@ def _enable_flag(request: Request) -> bool:
     return enable
 
 
-async def service_maintenance(agent: Agent, request: Request) -> Response:
+async def service_maintenance(registry: Registry, request: Request) -> Response:
     """Consul's AgentServiceMaintenance: enabling twice keeps the first reason."""
-    node = agent.config.node
     service_id = request.tail
     if not service_id:
         raise InvalidRequest("Missing service ID")
-    enable = _enable_flag(request)
-    found = agent.catalog.node_service(node, service_id)
-    if found is None or found.service_id == "consul":
-        raise NotFound(f'No service registered with ID "{service_id}"')
-    check_id = SERVICE_MAINTENANCE_PREFIX + service_id
-    existing = agent.catalog.get_check(node, check_id)
-    if enable and existing is None:
-        check = Check(
-            node=node,
-            check_id=check_id,
-            name="Service Maintenance Mode",
-            notes=request.get("reason") or _SERVICE_MAINT_NOTE,
-            status=HealthStatus.CRITICAL,
+    await registry.apply(
+        SetMaintenance(
+            node=registry.config.node,
             service_id=service_id,
-            type="maintenance",
+            enable=_enable_flag(request),
+            reason=request.get("reason"),
         )
-        await agent.persist(agent.catalog.register_check(check, now=agent.now()))
-    elif not enable and existing is not None:
-        await agent.persist(agent.catalog.deregister_check(node, check_id))
+    )
     return empty_response()
 
 
-async def node_maintenance(agent: Agent, request: Request) -> Response:
+async def node_maintenance(registry: Registry, request: Request) -> Response:
     """Consul's AgentNodeMaintenance: enabling twice keeps the first reason."""
-    node = agent.config.node
-    enable = _enable_flag(request)
-    existing = agent.catalog.get_check(node, NODE_MAINTENANCE_CHECK_ID)
-    if enable and existing is None:
-        check = Check(
-            node=node,
-            check_id=NODE_MAINTENANCE_CHECK_ID,
-            name="Node Maintenance Mode",
-            notes=request.get("reason") or _NODE_MAINT_NOTE,
-            status=HealthStatus.CRITICAL,
-            type="maintenance",
+    await registry.apply(
+        SetMaintenance(
+            node=registry.config.node,
+            enable=_enable_flag(request),
+            reason=request.get("reason"),
         )
-        await agent.persist(agent.catalog.register_check(check, now=agent.now()))
-    elif not enable and existing is not None:
-        await agent.persist(
-            agent.catalog.deregister_check(node, NODE_MAINTENANCE_CHECK_ID)
-        )
+    )
     return empty_response()
 
 
 # ---------------------------------------------------------------- checks
 
 
-def _local_checks(agent: Agent) -> list[Check]:
+def _local_checks(registry: Registry) -> list[Check]:
     """The checks the agent itself holds: serfHealth is not one of them.
 
     In Consul the leader writes serfHealth straight into the catalog; the
     agent's local state (/v1/agent/checks, agent health) never lists it.
     """
-    node_checks = agent.catalog.node_checks(agent.config.node)
+    node_checks = registry.catalog.node_checks(registry.config.node)
     return [c for c in node_checks if c.check_id != SERF_CHECK_ID]
 
 
-def _local_check(agent: Agent, check_id: str) -> Check | None:
+def _local_check(registry: Registry, check_id: str) -> Check | None:
     if check_id == SERF_CHECK_ID:
         return None
-    return agent.catalog.get_check(agent.config.node, check_id)
+    return registry.catalog.get_check(registry.config.node, check_id)
 
 
 def _unknown_check(check_id: str) -> NotFound:
@@ -407,13 +364,13 @@ def _unknown_check(check_id: str) -> NotFound:
     )
 
 
-async def checks(agent: Agent, request: Request) -> Response:
-    items = [wire.check_json(c) for c in _local_checks(agent)]
+async def checks(registry: Registry, request: Request) -> Response:
+    items = [wire.check_json(c) for c in _local_checks(registry)]
     items = filtering.apply(request, items)
     return json_response({item["CheckID"]: item for item in items})
 
 
-async def register_check(agent: Agent, request: Request) -> Response:
+async def register_check(registry: Registry, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterCheck), then apply."""
     data = decode.decode_body(request.body, decode.CHECK)
     limits.check_lengths(data)
@@ -426,29 +383,30 @@ async def register_check(agent: Agent, request: Request) -> Response:
     check_id = str(data.get("CheckID") or "") or name
     check = wire.to_check(
         data,
-        node=agent.config.node,
+        node=registry.config.node,
         check_id=check_id,
         default_name=name,
         service_id=str(data.get("ServiceID") or ""),
     )
-    agent.validate_check(check)
-    check = _preserving_status(agent, check)
-    await agent.persist(agent.catalog.register_check(check, now=agent.now()))
+    registry.validate_check(check)
+    await registry.apply(RegisterCheck(check=check, keep_status=True))
     return empty_response()
 
 
-async def deregister_check(agent: Agent, request: Request) -> Response:
-    if _local_check(agent, request.tail) is None:
+async def deregister_check(registry: Registry, request: Request) -> Response:
+    if _local_check(registry, request.tail) is None:
         raise _unknown_check(request.tail)
-    await agent.persist(agent.catalog.deregister_check(agent.config.node, request.tail))
+    await registry.apply(
+        DeregisterCheck(node=registry.config.node, check_id=request.tail)
+    )
     return empty_response()
 
 
 async def _update_ttl(
-    agent: Agent, check_id: str, status: HealthStatus, output: str
+    registry: Registry, check_id: str, status: HealthStatus, output: str
 ) -> Response:
-    node = agent.config.node
-    check = _local_check(agent, check_id)
+    node = registry.config.node
+    check = _local_check(registry, check_id)
     if check is None:
         raise _unknown_check(check_id)
     if check.definition.ttl is None:
@@ -456,10 +414,9 @@ async def _update_ttl(
         # mistake, so waypost answers 400 with Consul's words.
         raise InvalidRequest(f'CheckID "{check_id}" does not have associated TTL')
     limit = check.definition.output_max_size or DEFAULT_OUTPUT_MAX
-    commit = agent.catalog.update_check(
-        node, check_id, status, _truncate_output(output, limit), now=agent.now()
+    await registry.update_check(
+        node, check_id, status, _truncate_output(output, limit), heartbeat=True
     )
-    await agent.persist(commit)
     return empty_response()
 
 
@@ -474,31 +431,31 @@ def _truncate_output(output: str, limit: int) -> str:
     return f"{kept} ... (captured {limit} of {len(raw)} bytes)"
 
 
-async def check_pass(agent: Agent, request: Request) -> Response:
+async def check_pass(registry: Registry, request: Request) -> Response:
     return await _update_ttl(
-        agent, request.tail, HealthStatus.PASSING, request.get("note")
+        registry, request.tail, HealthStatus.PASSING, request.get("note")
     )
 
 
-async def check_warn(agent: Agent, request: Request) -> Response:
+async def check_warn(registry: Registry, request: Request) -> Response:
     return await _update_ttl(
-        agent, request.tail, HealthStatus.WARNING, request.get("note")
+        registry, request.tail, HealthStatus.WARNING, request.get("note")
     )
 
 
-async def check_fail(agent: Agent, request: Request) -> Response:
+async def check_fail(registry: Registry, request: Request) -> Response:
     return await _update_ttl(
-        agent, request.tail, HealthStatus.CRITICAL, request.get("note")
+        registry, request.tail, HealthStatus.CRITICAL, request.get("note")
     )
 
 
-async def check_update(agent: Agent, request: Request) -> Response:
+async def check_update(registry: Registry, request: Request) -> Response:
     data = decode.decode_body(request.body, decode.CHECK_UPDATE)
     raw = str(data.get("Status") or "")
     if raw not in HealthStatus.__members__.values():
         raise InvalidRequest(f"Invalid check status: '{raw}'")
     return await _update_ttl(
-        agent, request.tail, HealthStatus(raw), str(data.get("Output") or "")
+        registry, request.tail, HealthStatus(raw), str(data.get("Output") or "")
     )
 
 
@@ -507,34 +464,12 @@ async def check_update(agent: Agent, request: Request) -> Response:
 _STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
 
 
-def _aggregate(checks: list[Check]) -> str:
-    """Consul's AggregatedStatus: maintenance > critical > warning > passing."""
-    if any(
-        c.check_id.startswith(("_node_maintenance", SERVICE_MAINTENANCE_PREFIX))
-        for c in checks
-    ):
-        return "maintenance"
-    statuses = {c.status for c in checks}
-    for status in (HealthStatus.CRITICAL, HealthStatus.WARNING):
-        if status in statuses:
-            return status.value
-    return "passing"
-
-
-def _local_health(agent: Agent, service: Service) -> tuple[str, wire.JSON]:
-    catalog = agent.catalog
-    # Consul's ChecksForService(id, true): the service's checks and the
-    # agent's own node checks (maintenance), not the leader's serfHealth.
-    node_checks = [
-        c
-        for c in catalog.node_level_checks(service.node)
-        if c.check_id != SERF_CHECK_ID
-    ]
-    checks = node_checks + catalog.service_checks(service.node, service.service_id)
-    status = _aggregate(checks)
+def _local_health(registry: Registry, service: Service) -> tuple[str, wire.JSON]:
+    checks = queries.local_health_checks(registry.catalog, service)
+    status = queries.aggregate_status(checks)
     return status, {
         "AggregatedStatus": status,
-        "Service": wire.agent_service_json(service, agent.config.datacenter),
+        "Service": wire.agent_service_json(service, registry.config.datacenter),
         "Checks": [wire.check_json(c) for c in checks],
     }
 
@@ -555,30 +490,29 @@ def _health_answer(request: Request, body: object, status: str, code: int) -> Re
     return json_response(body, code, reason)
 
 
-async def health_by_id(agent: Agent, request: Request) -> Response:
+async def health_by_id(registry: Registry, request: Request) -> Response:
     service_id = request.tail
     if not service_id:
         raise InvalidRequest("Missing serviceID")
-    found = agent.catalog.node_service(agent.config.node, service_id)
+    found = registry.catalog.node_service(registry.config.node, service_id)
     if found is None or found.service_id == "consul":
         # Consul still answers a body here: critical, no service, no checks.
         reason = f"ServiceId {service_id} not found"
         empty = {"AggregatedStatus": "critical", "Service": None, "Checks": None}
         return _health_answer(request, empty, reason, 404)
-    status, body = _local_health(agent, found)
+    status, body = _local_health(registry, found)
     return _health_answer(request, body, status, _STATUS_CODES[status])
 
 
-async def health_by_name(agent: Agent, request: Request) -> Response:
+async def health_by_name(registry: Registry, request: Request) -> Response:
     name = request.tail
     if not name:
         raise InvalidRequest("Missing service Name")
     results = [
-        _local_health(agent, s) for s in _local_services(agent) if s.name == name
+        _local_health(registry, s) for s in _local_services(registry) if s.name == name
     ]
     if not results:
         return _health_answer(request, [], f"ServiceName {name} Not Found", 404)
-    order = ["passing", "warning", "critical", "maintenance"]
-    worst = max((status for status, _ in results), key=order.index)
+    worst = queries.worst_status(status for status, _ in results)
     bodies = [body for _, body in results]
     return _health_answer(request, bodies, worst, _STATUS_CODES[worst])

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 from waypost.http.messages import Query, Request, Response
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
 DEFAULT_WAIT = 300.0  # Consul: 5 minutes
 MAX_WAIT = 600.0  # Consul: 10 minutes
 CACHE_SIZE = 4096
 
-_CACHE_IGNORED = frozenset({"index", "wait", "stale", "consistent", "cached", "token"})
+# Query parameters that do not change an answer's body. The token does
+# (once ACLs filter answers), so it stays in the key, wherever it was sent.
+_CACHE_IGNORED = frozenset({"index", "wait", "stale", "consistent", "cached"})
 
 
 class ResponseCache:
@@ -53,24 +55,39 @@ def cache_key(request: Request) -> bytes:
             for part in query.split(b"&")
             if part.partition(b"=")[0].decode("latin-1") not in _CACHE_IGNORED
         )
-    return request.path.encode() + b"?" + query + b"|"
+    return request.path.encode() + b"?" + query + b"|" + request_token(request) + b"|"
 
 
-async def answer(agent: Agent, request: Request, query: Query) -> Response:
+def request_token(request: Request) -> bytes:
+    """The ACL token a request carries in a header (Consul's precedence:
+    X-Consul-Token, then Authorization: Bearer; `?token=` is in the query)."""
+    bearer = b""
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"x-consul-token":
+            return value
+        if lowered == b"authorization" and value[:7].lower() == b"bearer ":
+            bearer = value[7:].strip()
+    return bearer
+
+
+async def answer(
+    registry: Registry, cache: ResponseCache, request: Request, query: Query
+) -> Response:
     """Wait if asked to, then render (or reuse) the query's response."""
-    catalog = agent.catalog
+    catalog = registry.catalog
     index = catalog.query_index(query.topics)
     wanted = request.integer("index")
     if wanted and index <= wanted:
         wait = request.duration("wait")
         wait = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
         wait += random.uniform(0, wait / 16)  # Consul's jitter, spreads the herd
-        await _wait_for_change(agent, query, wait)
+        await _wait_for_change(registry, query, wait)
         index = catalog.query_index(query.topics)
     consistency = _consistency(request)
     key = cache_key(request) + consistency
     generation = catalog.output_generation
-    cached = agent.response_cache.get(key, index, generation)
+    cached = cache.get(key, index, generation)
     if cached is None:
         rendered = query.render()
         # The whole response, X-Consul-* headers included, is cached: the
@@ -86,11 +103,11 @@ async def answer(agent: Agent, request: Request, query: Query) -> Response:
                 (b"x-consul-effective-consistency", consistency),
             ],
         )
-        agent.response_cache.put(key, index, generation, cached)
+        cache.put(key, index, generation, cached)
     return cached
 
 
-async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:
+async def _wait_for_change(registry: Registry, query: Query, wait: float) -> None:
     # No asyncio.timeout here: the protocol runs handlers inline, outside
     # any task, until they first wait; a timer resolving the future works
     # in both places.
@@ -101,15 +118,15 @@ async def _wait_for_change(agent: Agent, query: Query, wait: float) -> None:
         if not woken.done():
             woken.set_result(None)
 
-    if agent.is_shutting_down:
+    if registry.is_shutting_down:
         return
-    agent.watchers.add(query.topics, wake)
+    registry.watchers.add(query.topics, wake)
     timer = loop.call_later(wait, wake)
     try:
         await woken
     finally:
         timer.cancel()
-        agent.watchers.discard(query.topics, wake)
+        registry.watchers.discard(query.topics, wake)
 
 
 def _consistency(request: Request) -> bytes:

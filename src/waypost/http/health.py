@@ -4,68 +4,55 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from waypost.core.brake import is_panicking, panic_header, panic_threshold
-from waypost.core.catalog import T_CHECKS, node_topic, service_topic
-from waypost.core.model import HealthStatus
+from waypost.core import queries
+from waypost.core.topics import T_CHECKS, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
 from waypost.http import decode, filtering, wire
 from waypost.http.catalog import (
-    has_tags,
     is_peer_query,
-    node_meta_matches,
     require_local_datacenter,
     required_tail,
-    wanted_tags,
 )
 from waypost.http.messages import Query, Request, Response, json_response
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
-_STATES = {"any", "passing", "warning", "critical"}
 PANIC_HEADER = b"x-waypost-panic"
 
 
-async def service(agent: Agent, request: Request) -> Query:
+async def service(registry: Registry, request: Request) -> Query:
     """ServiceEntry list; `?passing` drops an instance if any check is not
     passing, its node's checks (serfHealth, maintenance) included."""
-    require_local_datacenter(agent, request)
+    require_local_datacenter(registry, request)
     name = required_tail(request, "service name")
-    tags = wanted_tags(request)
-    passing = _passing_flag(request)
-    entries = agent.catalog.health_entries
+    selection = queries.Selection(
+        tags=request.get_all("tag"),
+        node_meta=request.get_all("node-meta"),
+        passing=_passing_flag(request),
+    )
+    peer = is_peer_query(request)
+    catalog = registry.catalog
+    panic_default = registry.config.panic_threshold
 
     def render() -> Response:
-        found = [
-            (node, instance, checks)
-            for node, instance, checks in (
-                [] if is_peer_query(request) else entries(name)
-            )
-            if has_tags(instance, tags) and node_meta_matches(request, node.meta)
-        ]
-        kept = [
-            entry
-            for entry in found
-            if not passing or all(c.status is HealthStatus.PASSING for c in entry[2])
-        ]
+        if peer:
+            return json_response(filtering.apply(request, []))
+        answer = queries.health_service(
+            catalog, name, selection, panic_default=panic_default
+        )
         headers: list[tuple[bytes, bytes]] = []
-        if passing:  # waypost's panic threshold: too few pass, so answer them all
-            metas = [instance.meta for _, instance, _ in found]
-            threshold = panic_threshold(metas, agent.config.panic_threshold)
-            if is_panicking(len(kept), len(found), threshold):
-                note = panic_header(len(kept), len(found), threshold)
-                headers.append((PANIC_HEADER, note.encode()))
-                kept = found
+        if answer.panic is not None:
+            headers.append((PANIC_HEADER, answer.panic.encode()))
         rows = [
             {
                 "Node": wire.node_json(node),
                 "Service": wire.node_service_json(instance),
                 "Checks": [wire.check_json(c) for c in checks],
             }
-            for node, instance, checks in kept
+            for node, instance, checks in answer.entries
         ]
-        rows = filtering.apply(request, rows)
-        return json_response(rows, headers=headers)
+        return json_response(filtering.apply(request, rows), headers=headers)
 
     return Query([service_topic(name)], render)
 
@@ -81,52 +68,49 @@ def _passing_flag(request: Request) -> bool:
     return value
 
 
-async def checks(agent: Agent, request: Request) -> Query:
-    require_local_datacenter(agent, request)
+async def checks(registry: Registry, request: Request) -> Query:
+    require_local_datacenter(registry, request)
     name = required_tail(request, "service name")
 
+    node_meta = request.get_all("node-meta")
+
     def render() -> Response:
-        catalog = agent.catalog
         rows = [
             wire.check_json(c)
-            for c in catalog.checks_of_service_name(name)
-            if c.node in catalog.nodes
-            and node_meta_matches(request, catalog.nodes[c.node].meta)
+            for c in queries.service_checks(registry.catalog, name, node_meta)
         ]
         return json_response(filtering.apply(request, rows))
 
     return Query([service_topic(name)], render)
 
 
-async def node(agent: Agent, request: Request) -> Query:
-    require_local_datacenter(agent, request)
+async def node(registry: Registry, request: Request) -> Query:
+    require_local_datacenter(registry, request)
     name = required_tail(request, "node name")
 
     def render() -> Response:
-        rows = [wire.check_json(c) for c in agent.catalog.node_checks(name)]
+        rows = [wire.check_json(c) for c in registry.catalog.node_checks(name)]
         return json_response(filtering.apply(request, rows))
 
     return Query([node_topic(name)], render)
 
 
-async def state(agent: Agent, request: Request) -> Query:
-    require_local_datacenter(agent, request)
+async def state(registry: Registry, request: Request) -> Query:
+    require_local_datacenter(registry, request)
     wanted = required_tail(request, "check state")
-    if wanted not in _STATES:
+    if wanted not in queries.CHECK_STATES:
         # Deliberate difference: Consul answers an empty list for a state it
         # does not know; a typo there silently hides every check, so 400.
         raise InvalidRequest(
             f'Unknown check state "{wanted}": must be any, passing, warning or critical'
         )
 
+    node_meta = request.get_all("node-meta")
+
     def render() -> Response:
-        catalog = agent.catalog
         rows = [
             wire.check_json(c)
-            for c in catalog.all_checks()
-            if (wanted == "any" or c.status.value == wanted)
-            and c.node in catalog.nodes
-            and node_meta_matches(request, catalog.nodes[c.node].meta)
+            for c in queries.checks_in_state(registry.catalog, wanted, node_meta)
         ]
         return json_response(filtering.apply(request, rows))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from waypost.core.catalog import kv_prefix_topic, kv_topic
+from waypost.core.changes import KVDelete, KVPut
+from waypost.core.topics import kv_prefix_topic, kv_topic
 from waypost.exceptions import InvalidRequest, PayloadTooLarge
 from waypost.http import wire
 from waypost.http.catalog import require_local_datacenter
@@ -16,7 +17,7 @@ from waypost.http.messages import (
 )
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
 #: Consul's default `kv_max_value_size`.
 MAX_VALUE = 512 * 1024
@@ -32,22 +33,22 @@ _RAW_HEADERS = [
 _KV_SIZE_DOCS = "https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size"
 
 
-async def dispatch(agent: Agent, request: Request) -> Response | Query:
-    require_local_datacenter(agent, request)
+async def dispatch(registry: Registry, request: Request) -> Response | Query:
+    require_local_datacenter(registry, request)
     if request.method == "GET":
-        return _get(agent, request)
+        return _get(registry, request)
     if request.method == "DELETE":
-        return await _delete(agent, request)
-    return await _put(agent, request)
+        return await _delete(registry, request)
+    return await _put(registry, request)
 
 
 def _not_found() -> Response:
     return Response(404, b"", [])
 
 
-def _get(agent: Agent, request: Request) -> Query:
+def _get(registry: Registry, request: Request) -> Query:
     key = request.tail
-    catalog = agent.catalog
+    catalog = registry.catalog
     if request.has("keys"):
         # Consul still reads its historic misspelling, "seperator".
         separator = request.get("separator") or request.get("seperator")
@@ -97,7 +98,7 @@ def _reject_conflicting(request: Request, *flags: str) -> None:
         raise InvalidRequest(f"Conflicting flags: {query}")
 
 
-async def _put(agent: Agent, request: Request) -> Response:
+async def _put(registry: Registry, request: Request) -> Response:
     key = request.tail
     if not key:
         raise InvalidRequest("Missing key name")
@@ -113,22 +114,18 @@ async def _put(agent: Agent, request: Request) -> Response:
     # (Flags: 0) and the state store keeps only the CreateIndex and session.
     flags = request.integer("flags", 0)
     cas = request.integer("cas")
-    commit = agent.catalog.kv_put(key, request.body, flags=flags, cas=cas)
-    if commit is None:
-        return json_response(False)
-    await agent.persist(commit)
-    return json_response(True)
+    applied = await registry.apply(
+        KVPut(key=key, value=request.body, flags=flags, cas=cas)
+    )
+    return json_response(applied.ok)
 
 
-async def _delete(agent: Agent, request: Request) -> Response:
+async def _delete(registry: Registry, request: Request) -> Response:
     key = request.tail
     _reject_conflicting(request, "recurse", "cas")
     recurse = request.has("recurse")
     if not key and not recurse:
         raise InvalidRequest("Missing key name")
     cas = request.integer("cas")
-    commit = agent.catalog.kv_delete(key, recurse=recurse, cas=cas)
-    if commit is None:
-        return json_response(False)
-    await agent.persist(commit)
-    return json_response(True)
+    applied = await registry.apply(KVDelete(key=key, recurse=recurse, cas=cas))
+    return json_response(applied.ok)

@@ -14,15 +14,15 @@ from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
-Handler = Callable[["Agent", Request], Awaitable[Response | Query]]
+Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
 
 
-async def index(agent: Agent, request: Request) -> Response:
+async def index(registry: Registry, request: Request) -> Response:
     # Consul answers its root with 200 when the UI is off; HTTP checks and
     # load balancers point at it to ask "is the agent up?".
     return text_response(

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 from waypost.http.messages import Request, Response, json_response
 
 if TYPE_CHECKING:
-    from waypost.server import Agent
+    from waypost.registry import Registry
 
 
-def _raft_address(agent: Agent) -> str:
+def _raft_address(registry: Registry) -> str:
     # Consul answers with the server RPC address (port 8300), not HTTP's.
-    return f"{agent.config.advertise_address}:8300"
+    return f"{registry.config.advertise_address}:8300"
 
 
-async def leader(agent: Agent, request: Request) -> Response:
-    return json_response(_raft_address(agent))
+async def leader(registry: Registry, request: Request) -> Response:
+    return json_response(_raft_address(registry))
 
 
-async def peers(agent: Agent, request: Request) -> Response:
-    return json_response([_raft_address(agent)])
+async def peers(registry: Registry, request: Request) -> Response:
+    return json_response([_raft_address(registry)])

@@ -8,8 +8,9 @@ from the catalog at the moment of asking; no I/O.
 
 from __future__ import annotations
 
-from waypost.core.catalog import Catalog, node_topic, service_topic
+from waypost.core.catalog import Catalog
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus
+from waypost.core.topics import node_topic, service_topic
 from waypost.core.watch import Topic
 from waypost.runner.probes import ProbeResult
 

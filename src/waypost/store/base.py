@@ -1,18 +1,43 @@
-"""The Store protocol: what the agent needs from durability.
+"""The Store protocol: what the registry needs from durability.
 
-`load()` returns every persisted row and the last index; `commit()` returns
-only once the rows are durable. Stores know nothing of HTTP.
+A store decides the order of changes and gives each its index. `commit(plan)`
+stamps the plan's rows with that index, makes them durable, hands the
+resulting `Entry` to the registry's `deliver` callback (which applies it to
+the catalog), in index order, and only then returns. So readers never see a
+change that is not durable, and a failed commit leaves memory equal to disk.
+
+A plan was computed against the catalog as the registry saw it. If a change
+that is committed but not yet delivered wrote a key the plan read, the plan
+is stale: `conflict(plan)` (and `commit`) say so with an awaitable that
+settles when that write has been delivered or has failed; the registry then
+plans again. The embedded stores track such writes in memory
+(`PendingWrites`); an etcd store would express the same condition as a
+transaction comparing the revisions the plan read.
+
+Stores know nothing of HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from waypost.core.catalog import Row
+from waypost.core.changes import KV, Entry, LockKey, Plan, Row
+
+Deliver = Callable[[Entry], None]
+
+
+class Conflict(Exception):
+    """The plan read something a pending change writes: plan again later."""
+
+    def __init__(self, settled: Awaitable[None]) -> None:
+        super().__init__("the change conflicts with one being committed")
+        self.settled = settled
 
 
 class Store(Protocol):
-    """Durability for the catalog: rows in, rows back after a restart."""
+    """Durability for the catalog: ordered, indexed, delivered when durable."""
 
     #: Shown in the start-up line, e.g. "sqlite:/var/lib/waypost/state.db".
     description: str
@@ -21,10 +46,69 @@ class Store(Protocol):
         """Every persisted row and the index of the last commit."""
         ...
 
-    async def commit(self, rows: list[Row], index: int) -> None:
-        """Persist the rows of one change; return only when durable."""
+    def bind(self, deliver: Deliver) -> None:
+        """Where committed entries go, in index order (before `commit` returns)."""
+        ...
+
+    def conflict(self, plan: Plan) -> Awaitable[None] | None:
+        """If a pending write makes `plan` stale: what to await before replanning."""
+        ...
+
+    async def commit(self, plan: Plan) -> Entry:
+        """Index, persist and deliver one plan; raise `Conflict` if it is stale,
+        `StoreUnavailable` if it could not be made durable (nothing applied)."""
         ...
 
     async def close(self) -> None:
         """Finish pending commits, then release the files."""
         ...
+
+
+class PendingWrites:
+    """Keys written by changes that are committed but not yet delivered.
+
+    At most one pending change writes a key: a plan that reads a pending key
+    waits (every plan reads what it writes), so the order of indexes is the
+    order in which each key changed.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[LockKey, int] = {}
+        self._settled: dict[LockKey, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def conflict(self, plan: Plan) -> asyncio.Future[None] | None:
+        keys = self._keys
+        if not keys:
+            return None
+        for key in plan.reads:
+            if key in keys:
+                return self._future(key)
+        for key in plan.writes:
+            if key in keys:
+                return self._future(key)
+        for prefix in plan.prefix_reads:
+            for key in keys:
+                if key[0] == KV and key[1].startswith(prefix):
+                    return self._future(key)
+        return None
+
+    def _future(self, key: LockKey) -> asyncio.Future[None]:
+        future = self._settled.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._settled[key] = future
+        return future
+
+    def add(self, plan: Plan, index: int) -> None:
+        for key in plan.writes:
+            self._keys[key] = index
+
+    def release(self, plan: Plan) -> None:
+        for key in plan.writes:
+            self._keys.pop(key, None)
+            future = self._settled.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(None)

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
-from waypost.core.catalog import Row
+from collections.abc import Awaitable
+
+from waypost.core.changes import Entry, Plan, Row, stamp
+from waypost.store.base import Deliver
 
 
 class MemoryStore:
-    """Acknowledges at once; everything is gone when the process ends."""
+    """Commits at once (every change is delivered before `commit` returns);
+    everything is gone when the process ends."""
 
     description = "memory (dev mode: nothing is written)"
 
-    def load(self) -> tuple[list[Row], int]:
-        return [], 0
+    def __init__(self) -> None:
+        self._index = 0
+        self._deliver: Deliver | None = None
 
-    async def commit(self, rows: list[Row], index: int) -> None:
-        return None
+    def load(self) -> tuple[list[Row], int]:
+        return [], self._index
+
+    def bind(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    def conflict(self, plan: Plan) -> Awaitable[None] | None:
+        return None  # nothing is ever pending
+
+    async def commit(self, plan: Plan) -> Entry:
+        return self.commit_now(plan)
+
+    def commit_now(self, plan: Plan) -> Entry:
+        """The synchronous commit (nothing to wait for)."""
+        self._index += 1
+        entry = stamp(plan, self._index)
+        if self._deliver is not None:
+            self._deliver(entry)
+        return entry
 
     async def close(self) -> None:
         return None

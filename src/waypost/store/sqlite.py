@@ -2,8 +2,13 @@
 
 One writer thread owns the connection. Changes queue up while a transaction
 is being fsynced; the next transaction takes all of them at once, so many
-concurrent writes share one fsync. `commit()` resolves only after COMMIT
-returned with `synchronous=FULL`: an acknowledged write survives `kill -9`.
+concurrent writes share one fsync. The queue's order is the index order.
+Once COMMIT returned with `synchronous=FULL`, the batch's entries are
+delivered to the catalog in that order and only then do their `commit()`
+calls return: an acknowledged write survives `kill -9`, and nothing is
+visible before it is durable. A failed transaction is rolled back and its
+changes refused (503); the next batch tries again, so writes resume once the
+disk does.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from pathlib import Path
 
 import msgspec
 
-from waypost.core.catalog import CHECKS, KV, NODES, SERVICES, Row
+from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Entry, Plan, Row, stamp
 from waypost.core.model import Check, KVEntry, Node, Service
 from waypost.exceptions import StartupError, StoreUnavailable
+from waypost.store.base import Conflict, Deliver, PendingWrites
 
 logger = logging.getLogger("waypost.store")
 
@@ -49,7 +55,7 @@ _UPSERT = "INSERT OR REPLACE INTO rows (tbl, key, value) VALUES (?, ?, ?)"
 _DELETE = "DELETE FROM rows WHERE tbl = ? AND key = ?"
 _SET_INDEX = "INSERT OR REPLACE INTO meta (name, value) VALUES ('index', ?)"
 
-_Pending = tuple[list[Row], int, asyncio.Future[None], asyncio.AbstractEventLoop]
+_Pending = tuple[Entry, Plan, asyncio.Future[Entry], asyncio.AbstractEventLoop]
 _STOP = None
 
 
@@ -65,7 +71,9 @@ class SQLiteStore:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._encoder = msgspec.msgpack.Encoder()
         self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in _TYPES.items()}
-        self._failed: BaseException | None = None
+        self._index = 0
+        self._deliver: Deliver | None = None
+        self._pending = PendingWrites()
         self._thread = threading.Thread(
             target=self._write_loop, name="waypost-sqlite-writer", daemon=True
         )
@@ -152,17 +160,30 @@ class SQLiteStore:
         # Nodes first: services and checks refer to them.
         order = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
         rows.sort(key=lambda row: order[row[0]])
-        return rows, int(found[0]) if found else 0
+        self._index = int(found[0]) if found else 0
+        return rows, self._index
+
+    def bind(self, deliver: Deliver) -> None:
+        self._deliver = deliver
 
     # ----------------------------------------------------------- writing
 
-    async def commit(self, rows: list[Row], index: int) -> None:
-        if self._failed is not None:
-            raise StoreUnavailable(f"the store failed earlier: {self._failed}")
+    def conflict(self, plan: Plan) -> asyncio.Future[None] | None:
+        return self._pending.conflict(plan)
+
+    async def commit(self, plan: Plan) -> Entry:
+        # Everything up to the queue happens before the first await: the
+        # plan was made against the catalog as it is now.
+        settled = self._pending.conflict(plan)
+        if settled is not None:
+            raise Conflict(settled)
+        self._index += 1
+        entry = stamp(plan, self._index)
+        self._pending.add(plan, entry.index)
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((rows, index, future, loop))
-        await future
+        future: asyncio.Future[Entry] = loop.create_future()
+        self._queue.put((entry, plan, future, loop))
+        return await future
 
     def _write_loop(self) -> None:
         while True:
@@ -188,28 +209,46 @@ class SQLiteStore:
         error: BaseException | None = None
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            for rows, _index, _future, _loop in batch:
-                for table, key, value in rows:
+            for entry, _plan, _future, _loop in batch:
+                for table, key, value in entry.rows:
                     if value is None:
                         self._db.execute(_DELETE, (table, key))
                     else:
                         self._db.execute(
                             _UPSERT, (table, key, self._encoder.encode(value))
                         )
-            self._db.execute(_SET_INDEX, (str(batch[-1][1]),))
+            self._db.execute(_SET_INDEX, (str(batch[-1][0].index),))
             self._db.execute("COMMIT")
             self.transactions += 1
             self.changes += len(batch)
         except sqlite3.Error as exc:
-            # Memory already holds these changes; the disk does not. Refuse
-            # everything from now on rather than acknowledge what may vanish.
-            logger.critical("store write failed, refusing further writes: %s", exc)
-            self._failed = exc
+            # Nothing of this batch is on disk, and nothing of it was applied
+            # in memory: refuse these changes; the next batch tries again.
+            logger.error(
+                "store write failed, %d change(s) refused: %s", len(batch), exc
+            )
             error = exc
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-        for _rows, _index, future, loop in batch:
-            loop.call_soon_threadsafe(_settle, future, error)
+        batch[0][3].call_soon_threadsafe(self._settle, batch, error)
+
+    def _settle(self, batch: list[_Pending], error: BaseException | None) -> None:
+        """On the event loop, in index order: deliver, then answer."""
+        for entry, plan, future, _loop in batch:
+            self._pending.release(plan)
+            if error is not None:
+                if not future.done():
+                    future.set_exception(
+                        StoreUnavailable(f"could not persist the change: {error}")
+                    )
+                continue
+            if self._deliver is not None:
+                try:
+                    self._deliver(entry)
+                except Exception:  # a bug in applying; the entry is durable
+                    logger.exception("could not apply committed entry %d", entry.index)
+            if not future.done():
+                future.set_result(entry)
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer, release the lock."""
@@ -217,12 +256,3 @@ class SQLiteStore:
         await asyncio.to_thread(self._thread.join)
         self._db.close()
         self._release_lock()
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(StoreUnavailable(f"could not persist the change: {error}"))

@@ -1,0 +1,236 @@
+"""The registry as its transports see it: reads, one write path, one status path.
+
+HTTP (and DNS, a UI, an ACL layer) depend on this, not on the `Agent`:
+
+- `catalog`: every read, from memory;
+- `apply(change)`: the one write path. Plan against the catalog, let the
+  store index and persist the plan, and return once the store delivered the
+  durable entry and the catalog applied it (`Applied`);
+- `update_check(...)`: the one status path, for every source of a check
+  result (HTTP TTL updates, the check runner, alias checks, TTL expiry):
+  hysteresis in one place, then `apply`;
+- `watchers`: who waits on which topics (blocking queries);
+- `config`, `now()`.
+
+The agent composes a Registry with its transports and owns start-up and
+shutdown (`server.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+
+from waypost.config import AgentConfig
+from waypost.core.brake import Brake, BrakeSettings
+from waypost.core.catalog import Catalog
+from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
+from waypost.core.checkstate import CheckStates
+from waypost.core.model import Check, HealthStatus
+from waypost.core.planner import plan, plan_update_check, unknown_check
+from waypost.core.watch import Watchers
+from waypost.exceptions import NotFound
+from waypost.runner.probes import require_scripts_enabled
+from waypost.store.base import Conflict, Store
+
+logger = logging.getLogger("waypost.registry")
+
+Clock = Callable[[], float]
+Listener = Callable[[Entry], None]
+
+
+class Applied(msgspec.Struct, frozen=True):
+    """The outcome of one accepted change."""
+
+    #: False when a condition did not hold (a KV CAS): Consul's `false`.
+    ok: bool = True
+    #: The index the change took; None when it changed nothing durable.
+    index: int | None = None
+
+
+class Registry:
+    """One registry's state, its write path and its status path."""
+
+    def __init__(
+        self, config: AgentConfig, store: Store, *, clock: Clock = time.monotonic
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.catalog = Catalog()
+        self.watchers = Watchers()
+        self.check_states = CheckStates()
+        self.brake = Brake(
+            BrakeSettings(
+                enabled=config.self_preservation,
+                threshold=config.self_preservation_threshold,
+                window=config.self_preservation_window,
+            )
+        )
+        self.node_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"waypost.{config.node}"))
+        self.started_at = time.time()
+        self.is_shutting_down = False
+        #: The port the HTTP transport listens on (0 before it binds).
+        self.http_port = config.http_port
+        self._listeners: list[Listener] = []
+        self._tasks: set[asyncio.Future[object]] = set()
+        #: Set by the agent: how a transport asks the process to stop.
+        self.request_shutdown: Callable[[], None] = lambda: None
+        store.bind(self._deliver)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def on_apply(self, listener: Listener) -> None:
+        """Call `listener(entry)` after each durable entry is applied."""
+        self._listeners.append(listener)
+
+    def load(self) -> None:
+        """Fill the catalog from the store (start-up)."""
+        rows, index = self.store.load()
+        self.catalog.restore(rows, index, now=self.now())
+
+    # ------------------------------------------------------------ writes
+
+    async def apply(self, change: Change) -> Applied:
+        """Validate, persist and apply one change, or refuse it whole.
+
+        Raises the change's 4xx (`InvalidRequest`, `NotFound`) before
+        anything is written, `StoreUnavailable` (503) if the store could not
+        make it durable; in both cases nothing changed.
+        """
+        while True:
+            planned = plan(self.catalog, change)
+            settled = self.store.conflict(planned)
+            if settled is not None:
+                await settled
+                continue
+            if planned.is_noop:
+                now = self.now()
+                if planned.output is not None:
+                    self.catalog.set_output(*planned.output)
+                if planned.arm:
+                    self.catalog.arm(planned.arm, now)
+                    self._notify_listeners_of_deadlines()
+                return Applied(ok=planned.ok)
+            try:
+                entry = await self.store.commit(planned)
+            except Conflict as conflict:
+                await conflict.settled
+                continue
+            return Applied(ok=planned.ok, index=entry.index)
+
+    def _deliver(self, entry: Entry) -> None:
+        """The store's callback: a durable entry, in index order."""
+        self.catalog.apply(entry, now=self.now())
+        for table, key, value in entry.rows:
+            if table == CHECKS and value is None:
+                node, _, check_id = key.partition("\x00")
+                self.check_states.forget((node, check_id))
+        self.watchers.notify(entry.topics)
+        for listener in self._listeners:
+            listener(entry)
+
+    def _notify_listeners_of_deadlines(self) -> None:
+        # Re-armed deadlines may be earlier than the timer's next wake-up.
+        for listener in self._listeners:
+            listener(Entry(index=self.catalog.index, rows=[], topics=set()))
+
+    # ------------------------------------------------------------ status
+
+    async def update_check(
+        self,
+        node: str,
+        check_id: str,
+        status: HealthStatus,
+        output: str,
+        *,
+        heartbeat: bool = False,
+    ) -> None:
+        """The one way a check result enters the registry.
+
+        `heartbeat`: a TTL update, which restarts the TTL whatever its
+        status. Hysteresis (SuccessBeforePassing, FailuresBeforeWarning/
+        Critical) decides whether the result changes the status; a status
+        change is a durable write, an output-only change is not.
+        """
+        check = self.catalog.get_check(node, check_id)
+        if check is None:
+            raise unknown_check(check_id)
+        if heartbeat:
+            self.catalog.touch((node, check_id), self.now())
+        decided = self.check_states.observe((node, check_id), check.definition, status)
+        if decided is None:
+            return
+        change = UpdateCheck(
+            node=node, check_id=check_id, status=decided, output=output
+        )
+        # The hot path (a heartbeat that changes nothing durable) plans once
+        # and returns without a task switch.
+        planned = plan_update_check(self.catalog, change)
+        if planned.is_noop and self.store.conflict(planned) is None:
+            if planned.output is not None:
+                self.catalog.set_output(*planned.output)
+            return
+        await self.apply(change)
+
+    def report_check(
+        self, node: str, check_id: str, status: HealthStatus, output: str
+    ) -> None:
+        """`update_check` for callers that cannot wait (the check runner)."""
+        self.spawn(self.update_check(node, check_id, status, output))
+
+    def spawn(self, write: Coroutine[Any, Any, object]) -> None:
+        """Run a write in the background; its failure is logged, not lost."""
+        task = asyncio.ensure_future(write)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            # A check or service removed meanwhile is not worth a traceback.
+            level = logging.DEBUG if _is_gone(error) else logging.ERROR
+            logger.log(level, "background write failed: %s", error)
+
+    async def drain(self) -> None:
+        """Wait for background writes (shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def run_due(self) -> None:
+        """Apply what the clock asks for: expired TTLs and reaps."""
+        for change in self.catalog.due(self.now(), self.brake):
+            if isinstance(change, UpdateCheck):
+                self.report_check(
+                    change.node, change.check_id, change.status, change.output
+                )
+            else:
+                self.spawn(self.apply(change))
+        for notice in self.brake.drain_notices():
+            logger.warning(notice)
+
+    # ------------------------------------------------------------ config
+
+    def validate_check(self, check: Check) -> None:
+        """Refuse what this agent would not run (script checks unless enabled)."""
+        require_scripts_enabled(
+            check.definition, enabled=self.config.enable_script_checks
+        )
+
+    def begin_shutdown(self) -> None:
+        self.is_shutting_down = True
+        # Blocking queries answer now with what they have, instead of
+        # holding the shutdown for up to ten minutes.
+        self.watchers.notify_all()
+
+
+def _is_gone(error: BaseException | None) -> bool:
+    return isinstance(error, NotFound)
