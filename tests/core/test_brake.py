@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.core.support import Driven
 from waypost.core.brake import (
     Brake,
     BrakeSettings,
@@ -21,7 +22,7 @@ TTL = 10.0
 
 def fleet(size: int, clock: ManualClock, *, reap_after: float | None = None) -> Catalog:
     """`size` passing TTL instances whose last heartbeats are spread over 3 s."""
-    catalog = Catalog()
+    catalog = Driven()
     catalog.upsert_node(Node(name=NODE, address="127.0.0.1"))
     for i in range(size):
         check = Check(

@@ -15,11 +15,13 @@ from waypost.core.catalog import (
 from waypost.core.model import Check, CheckDefinition, HealthStatus, Node, Service
 from waypost.exceptions import InvalidRequest, NotFound
 
+from .support import Driven
+
 NODE = "n1"
 
 
-def make_catalog() -> Catalog:
-    catalog = Catalog()
+def make_catalog() -> Driven:
+    catalog = Driven()
     catalog.upsert_node(Node(name=NODE, address="127.0.0.1"))
     return catalog
 
@@ -53,7 +55,7 @@ def test_reregistering_the_same_instance_changes_nothing() -> None:
     catalog.register_service(web(), [ttl_check()], now=0)
     before = catalog.index
     again = catalog.register_service(web(), [ttl_check()], now=5)
-    assert again.rows == [] and again.topics == set()
+    assert again is None
     assert catalog.index == before
 
 
@@ -169,7 +171,7 @@ def test_node_check_change_wakes_every_service_on_the_node() -> None:
 
 
 def test_kv_cas_only_applies_on_matching_modify_index() -> None:
-    catalog = Catalog()
+    catalog = Driven()
     assert catalog.kv_put("k", b"1", cas=5) is None
     created = catalog.kv_put("k", b"1", cas=0)
     assert created is not None
@@ -181,7 +183,7 @@ def test_kv_cas_only_applies_on_matching_modify_index() -> None:
 
 
 def test_kv_prefix_index_sees_deletes() -> None:
-    catalog = Catalog()
+    catalog = Driven()
     catalog.kv_put("app/a", b"1")
     before = catalog.query_index([kv_prefix_topic("app/")])
     deleted = catalog.kv_delete("app/a")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.core.support import Driven
 from waypost.core.catalog import Catalog, node_topic, service_topic
 from waypost.core.model import Check, CheckDefinition, HealthStatus, Node, Service
 from waypost.runner.alias import alias_result, alias_topics
@@ -15,7 +16,7 @@ def catalog_with(
     *statuses: HealthStatus, node_check: HealthStatus | None = None
 ) -> Catalog:
     """Instance "db" (service "database") with one check per status."""
-    catalog = Catalog()
+    catalog = Driven()
     catalog.upsert_node(Node(name=NODE, address="127.0.0.1"))
     checks = [
         Check(
