@@ -74,7 +74,9 @@ class PendingWrites:
 
     def __init__(self) -> None:
         self._keys: dict[LockKey, int] = {}
-        self._settled: dict[LockKey, asyncio.Future[None]] = {}
+        # One future per waiter: the HTTP protocol starts handlers inline,
+        # and two inline coroutines must not yield the same future.
+        self._settled: dict[LockKey, list[asyncio.Future[None]]] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -96,10 +98,8 @@ class PendingWrites:
         return None
 
     def _future(self, key: LockKey) -> asyncio.Future[None]:
-        future = self._settled.get(key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._settled[key] = future
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settled.setdefault(key, []).append(future)
         return future
 
     def add(self, plan: Plan, index: int) -> None:
@@ -109,6 +109,6 @@ class PendingWrites:
     def release(self, plan: Plan) -> None:
         for key in plan.writes:
             self._keys.pop(key, None)
-            future = self._settled.pop(key, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+            for future in self._settled.pop(key, ()):
+                if not future.done():
+                    future.set_result(None)
