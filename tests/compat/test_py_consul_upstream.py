@@ -79,11 +79,18 @@ class _Background:
     future or an inlineCallbacks Deferred would re-raise them upstream.
     """
 
-    def __init__(self, target: Callable[[], None], delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        target: Callable[[], None],
+        delay: float = 0.0,
+        after: threading.Event | None = None,
+    ) -> None:
         self.error: BaseException | None = None
 
         def run() -> None:
             try:
+                if after is not None:
+                    assert after.wait(30), "the test body never got there"
                 if delay:
                     time.sleep(delay)
                 target()
@@ -1011,10 +1018,6 @@ class TestStatus:
 # --------------------------------- test_aio.py, test_tornado.py, test_twisted.py
 
 
-# Upstream races a background write 10 ms after the test body starts and
-# assumes the first read returns before it: on a loaded 2-core machine that
-# read can lose the race without anything being wrong. Rerun, don't rewrite.
-@pytest.mark.flaky(reruns=3)
 class TestAsyncClients:
     """The async-client tests (asyncio, tornado, twisted), on the sync client.
 
@@ -1022,6 +1025,12 @@ class TestAsyncClients:
     `asyncio.ensure_future`, a tornado `add_timeout`/`add_callback`, a twisted
     `reactor.callLater`), a `_Background` thread does the same work after the
     same delay. Assertions are upstream's.
+
+    Upstream's delays assume an idle machine: a write 10 ms after the body
+    starts must come after the body's first read. On a loaded 2-core machine
+    the read lost that race (each test failed about 1 run in 5, hidden by
+    reruns). So the background waits for the read it must follow (an Event
+    the body sets where upstream's timing assumed it), then its delay.
     """
 
     # criteo test_aio.py::test_kv
@@ -1048,9 +1057,11 @@ class TestAsyncClients:
         def put() -> None:
             c.kv.put("foo", "bar")
 
-        fut = _Background(put, delay=2.0 / 100)
+        first_read = threading.Event()
+        fut = _Background(put, delay=2.0 / 100, after=first_read)
         c.kv.put("index", "bump")
         index, data = c.kv.get("foo")
+        first_read.set()
         assert data is None
         index, data = c.kv.get("foo", index=index)
         assert data["Value"] == b"bar"
@@ -1094,8 +1105,10 @@ class TestAsyncClients:
             response = c.kv.put("foo", "bar")
             assert response is True
 
-        fut = _Background(put, delay=1.0 / 100)
+        first_read = threading.Event()
+        fut = _Background(put, delay=1.0 / 100, after=first_read)
         index, data = c.kv.get("foo")
+        first_read.set()
         assert data is None
         index, data = c.kv.get("foo", index=index)
         assert data["Value"] == b"bar"
@@ -1189,19 +1202,24 @@ class TestAsyncClients:
     def test_catalog(self, consul_obj) -> None:
         c, _consul_version = consul_obj
 
+        first_read, n1_seen = threading.Event(), threading.Event()
+
         def register() -> None:
             response = c.catalog.register("n1", "10.1.10.11")
             assert response is True
-            time.sleep(50 / 1000.0)
+            # Upstream: time.sleep(50 / 1000.0), for the body to see n1 first.
+            assert n1_seen.wait(30)
             response = c.catalog.deregister("n1")
             assert response is True
 
-        fut = _Background(register, delay=1.0 / 100)
+        fut = _Background(register, delay=1.0 / 100, after=first_read)
         index, nodes = c.catalog.nodes()
+        first_read.set()
         assert len(nodes) == 1
         current = nodes[0]
 
         index, nodes = c.catalog.nodes(index=index)
+        n1_seen.set()
         nodes.remove(current)
         assert [x["Node"] for x in nodes] == ["n1"]
 
