@@ -465,7 +465,13 @@ class Waypost:
     name = "waypost"
 
     def __init__(self, workdir: Path) -> None:
-        self.agent = AgentProcess(dev=False, data_dir=workdir / "data", node="bench")
+        # Up to 1,000 watchers from 127.0.0.1: no per-client connection cap.
+        self.agent = AgentProcess(
+            dev=False,
+            data_dir=workdir / "data",
+            node="bench",
+            extra_args=["--http-max-conns-per-client", "0"],
+        )
         self.http = HttpConnections("127.0.0.1", 0)
         self.tasks: set[asyncio.Task[None]] = set()
         self.heartbeat_ids: list[str] = []

@@ -199,7 +199,9 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    with run_agent() as agent:
+    # 1,000 watchers, one connection each, all from 127.0.0.1: over the
+    # per-client cap (Consul's default 200), as a Consul agent would be set.
+    with run_agent(extra_args=["--http-max-conns-per-client", "0"]) as agent:
         result = runner(run(agent.address, args.watchers, args.rounds))
     text = report(result, args.watchers, args.rounds)
     print(text)

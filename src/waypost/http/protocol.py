@@ -50,7 +50,7 @@ logger = logging.getLogger("waypost.http")
 #: Bytes handed to the parser at a time: the most a read can add to the
 #: pipeline queue, and the overshoot of the header-size check, before the
 #: connection can stop reading.
-FEED_SLICE = 16 * 1024
+FEED_SLICE = 4 * 1024
 
 #: After refusing a request mid-way, keep reading (and dropping) what the
 #: client is still sending for this long or this many bytes, so that it
@@ -59,6 +59,11 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 4 * 1024 * 1024
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+#: Stands in for a connection's parser once it will parse no more. The parser
+#: and its protocol refer to each other: the agent collects cycles rarely
+#: (server.GC_THRESHOLD), and a parser may be holding 64 KiB of a refused head.
+_RETIRED = httptools.HttpRequestParser(object())
 
 # Where a connection is in reading its current request (deadlines differ).
 _FRESH = 0  # accepted, no byte yet: header_timeout from accept, closed quietly
@@ -154,6 +159,7 @@ class HttpProtocol(asyncio.Protocol):
         "_limits",
         "_linger_bytes",
         "_on_close",
+        "_parsed",
         "_parser",
         "_phase",
         "_queue",
@@ -200,8 +206,9 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._stalled_since = 0.0
-        self._stash = b""
+        self._stash: bytes | memoryview = b""
         self._linger_bytes = 0
+        self._parsed = 0
 
     # ------------------------------------------------------------ transport
 
@@ -217,6 +224,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._tracker.connections.discard(self)
         self._transport = None
+        self._parser = _RETIRED
         self._queue.clear()
         self._stash = b""
         self._tracker.request_done.set()
@@ -251,7 +259,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._reading_paused:
             # A transport may hand over what it had already read.
-            self._stash += data
+            self._stash = bytes(self._stash) + data
             return
         self._feed(data)
 
@@ -309,22 +317,38 @@ class HttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------ reading
 
-    def _feed(self, data: bytes) -> None:
-        """Parse what arrived, a slice at a time, until told to wait."""
+    def _feed(self, data: bytes | memoryview) -> None:
+        """Parse what arrived, a slice at a time, until told to wait.
+
+        One call parses about `max_pipeline` requests at most; the rest waits
+        for the loop's next turn, so a client pipelining thousands of
+        requests cannot keep the loop from everyone else.
+        """
+        self._parsed = 0
         size = len(data)
         if size <= FEED_SLICE:
-            if self._feed_slice(data) and self._must_wait():
-                self._pause_reading(b"")
+            if self._feed_slice(data):
+                self._wait_if_needed(b"")
             return
         view = memoryview(data)
         for start in range(0, size, FEED_SLICE):
-            if self._must_wait():
-                self._pause_reading(bytes(view[start:]))
+            if start and self._wait_if_needed(view[start:]):
                 return
             if not self._feed_slice(view[start : start + FEED_SLICE]):
                 return
+        self._wait_if_needed(b"")
+
+    def _wait_if_needed(self, rest: bytes | memoryview) -> bool:
+        """Stop reading if answers are backed up or this turn has had its
+        share; keep `rest` for later. True if it stopped."""
         if self._must_wait():
-            self._pause_reading(b"")
+            self._pause_reading(rest)
+            return True
+        if rest and self._parsed >= self._limits.max_pipeline:
+            self._pause_reading(rest)
+            asyncio.get_running_loop().call_soon(self._resume_reading)
+            return True
+        return False
 
     def _feed_slice(self, data: bytes | memoryview) -> bool:
         """Parse one slice; False when the connection stopped reading."""
@@ -356,7 +380,7 @@ class HttpProtocol(asyncio.Protocol):
     def _must_wait(self) -> bool:
         return self._write_paused or len(self._queue) >= self._limits.max_pipeline
 
-    def _pause_reading(self, rest: bytes) -> None:
+    def _pause_reading(self, rest: bytes | memoryview) -> None:
         self._stash = rest
         if not self._reading_paused and self._transport is not None:
             self._reading_paused = True
@@ -452,6 +476,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
+        self._parsed += 1
         self._continue_pending = False
         try:
             parsed = httptools.parse_url(self._url)
@@ -548,6 +573,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._refused or self._transport is None:
             return
         self._refused = True
+        self._parser = _RETIRED
         logger.debug("refused a request: %s", refusal)
         response = error_response(refusal, "", "")
         if self.is_busy:
