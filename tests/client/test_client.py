@@ -137,7 +137,10 @@ async def test_instances_with_an_index_return_with_the_change(
             waiting = asyncio.to_thread(
                 twin.client.instances, unique, index=first.index, wait="10s"
             )
+        started = time.monotonic()
         changed, _ = await asyncio.gather(waiting, registering)
+        # Woken by the change, well before its 10 s wait.
+        assert time.monotonic() - started < 5.0
     assert changed.index > first.index and len(changed) == 1
 
 

@@ -12,6 +12,11 @@ import httpx
 
 from waypost.testing import AgentProcess
 
+#: Every waiting query here asks for `wait=20s`; one that was woken by the
+#: change returns well before that (a missed wake-up would take 20 s).
+WAIT = "20s"
+WOKEN_WITHIN = 10.0
+
 
 def _index(response: httpx.Response) -> int:
     return int(response.headers["X-Consul-Index"])
@@ -31,11 +36,11 @@ def test_wait_returns_on_a_change_to_what_it_reads(
     timer.start()
     started = time.monotonic()
     response = http.get(
-        f"/v1/health/service/{unique}", params={"index": index, "wait": "20s"}
+        f"/v1/health/service/{unique}", params={"index": index, "wait": WAIT}
     )
     elapsed = time.monotonic() - started
     timer.join()
-    assert elapsed < 10
+    assert elapsed < WOKEN_WITHIN
     assert _index(response) > index
     assert [e["Service"]["ID"] for e in response.json()] == [f"{unique}-1"]
 
@@ -78,10 +83,12 @@ def test_recursive_kv_wait_wakes_on_a_key_under_the_prefix(
     index = _index(http.get(f"/v1/kv/{unique}/", params={"recurse": ""}))
     timer = threading.Timer(0.2, lambda: http.put(f"/v1/kv/{unique}/b", content=b"2"))
     timer.start()
+    started = time.monotonic()
     response = http.get(
-        f"/v1/kv/{unique}/", params={"recurse": "", "index": index, "wait": "20s"}
+        f"/v1/kv/{unique}/", params={"recurse": "", "index": index, "wait": WAIT}
     )
     timer.join()
+    assert time.monotonic() - started < WOKEN_WITHIN
     assert _index(response) > index
     assert [e["Key"] for e in response.json()] == [f"{unique}/a", f"{unique}/b"]
 
@@ -96,11 +103,13 @@ def test_status_change_of_a_check_wakes_the_health_watcher(
         0.2, lambda: http.put(f"/v1/agent/check/pass/service:{unique}")
     )
     timer.start()
+    started = time.monotonic()
     response = http.get(
         f"/v1/health/service/{unique}",
-        params={"passing": "1", "index": index, "wait": "20s"},
+        params={"passing": "1", "index": index, "wait": WAIT},
     )
     timer.join()
+    assert time.monotonic() - started < WOKEN_WITHIN
     assert _index(response) > index
     assert len(response.json()) == 1
 
@@ -133,8 +142,10 @@ def test_missing_key_404_carries_an_index_usable_for_blocking(
     assert index >= 1
     timer = threading.Timer(0.2, lambda: http.put(f"/v1/kv/{unique}", content=b"now"))
     timer.start()
-    response = http.get(f"/v1/kv/{unique}", params={"index": index, "wait": "20s"})
+    started = time.monotonic()
+    response = http.get(f"/v1/kv/{unique}", params={"index": index, "wait": WAIT})
     timer.join()
+    assert time.monotonic() - started < WOKEN_WITHIN
     assert response.status_code == 200
     assert _index(response) > index
 
@@ -144,8 +155,10 @@ def test_py_consul_blocking_health_query(client: consul.Consul, unique: str) -> 
     assert nodes == []
     timer = threading.Timer(0.2, client.agent.service.register, (unique,))
     timer.start()
-    new_index, nodes = client.health.service(unique, index=index, wait="20s")
+    started = time.monotonic()
+    new_index, nodes = client.health.service(unique, index=index, wait=WAIT)
     timer.join()
+    assert time.monotonic() - started < WOKEN_WITHIN
     assert int(new_index) > int(index)
     assert [n["Service"]["Service"] for n in nodes] == [unique]
 
@@ -163,8 +176,10 @@ async def test_py_consul_asyncio_blocking_kv_query(
             await client.kv.put(unique, "hello")
 
         writer = asyncio.create_task(later())
-        index2, value = await client.kv.get(unique, index=index, wait="20s")
+        started = time.monotonic()
+        index2, value = await client.kv.get(unique, index=index, wait=WAIT)
         await writer
+        assert time.monotonic() - started < WOKEN_WITHIN
         assert int(index2) > int(index)
         assert value["Value"] == b"hello"
     finally:
@@ -182,7 +197,7 @@ def test_many_identical_waiters_all_wake(
             async def one() -> int:
                 r = await client.get(
                     f"/v1/health/service/{unique}",
-                    params={"index": index, "wait": "20s"},
+                    params={"index": index, "wait": WAIT},
                 )
                 return _index(r)
 
@@ -192,5 +207,7 @@ def test_many_identical_waiters_all_wake(
                 await writer.put("/v1/agent/service/register", json={"Name": unique})
             return await asyncio.gather(*tasks)
 
+    started = time.monotonic()
     indexes = asyncio.run(watch_all())
+    assert time.monotonic() - started < WOKEN_WITHIN
     assert len(set(indexes)) == 1 and indexes[0] > index
