@@ -223,7 +223,7 @@ def agent(
 
 
 def _window(value: str) -> float:
-    from waypost.http.durations import parse_duration
+    from waypost.durations import parse_duration
 
     try:
         seconds = parse_duration(value)

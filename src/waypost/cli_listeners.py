@@ -24,7 +24,7 @@ _HOST_PORT = "HOST:PORT"
 
 def _duration(ctx: click.Context, param: click.Parameter, value: object) -> float:
     """A Go duration (`10s`, `1m30s`) or a number of seconds; 0 means off."""
-    from waypost.http.durations import parse_duration
+    from waypost.durations import parse_duration
 
     text = str(value).strip()
     try:

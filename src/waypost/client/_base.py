@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from waypost.durations import parse_duration
 from waypost.exceptions import (
     InvalidAddress,
     InvalidRequest,
@@ -27,7 +28,6 @@ from waypost.exceptions import (
     RequestRejected,
     UriTooLong,
 )
-from waypost.http.durations import parse_duration
 
 T = TypeVar("T")
 

@@ -26,8 +26,8 @@ from waypost.client._base import (
 )
 from waypost.client.model import WEIGHT_META_KEY, Instance, InstanceSet, Member
 from waypost.core.model import Check, HealthStatus, KVEntry, Weights
+from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest
-from waypost.http.durations import format_duration
 
 # ------------------------------------------------------------------ registration
 

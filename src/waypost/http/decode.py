@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
+from waypost.durations import parse_duration
 from waypost.exceptions import InvalidRequest
-from waypost.http.durations import parse_duration
 
 Decoded = dict[str, object]
 Converter = Callable[[object, str], object]

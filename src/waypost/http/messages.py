@@ -9,8 +9,8 @@ from urllib.parse import unquote, unquote_plus
 import msgspec
 
 from waypost.core.watch import Topic
+from waypost.durations import parse_duration
 from waypost.exceptions import InvalidRequest
-from waypost.http.durations import parse_duration
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -25,9 +25,9 @@ from waypost.core.model import (
     Weights,
     check_type,
 )
+from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest
 from waypost.http.decode import Decoded, json_type_name
-from waypost.http.durations import format_duration
 
 JSON = dict[str, object]
 
