@@ -806,7 +806,7 @@ def _dynamic_match(match: _Match) -> _Pred:
 
     def walk(v: Any, depth: int) -> bool:
         while depth < len(selector):
-            if isinstance(v, list):
+            if isinstance(v, (list, tuple)):
                 return any(walk(element, depth) for element in v)
             if not isinstance(v, dict):
                 if v is None:
@@ -827,7 +827,7 @@ _RUNTIME_KINDS = {bool: _Kind.BOOL, int: _Kind.INT, float: _Kind.FLOAT}
 
 
 def _infer(v: object) -> _Field:
-    if isinstance(v, list):
+    if isinstance(v, (list, tuple)):
         return _Field(kind=_Kind.LIST, element=_infer(v[0]) if v else _STRING_FIELD)
     if isinstance(v, dict):
         return _Field(kind=_Kind.MAP, element=_STRING_FIELD)

@@ -49,7 +49,7 @@ class Service(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     node: str
     service_id: str
     name: str
-    tags: list[str] = []
+    tags: tuple[str, ...] = ()
     address: str = ""
     port: int = 0
     meta: dict[str, str] = {}
@@ -111,7 +111,7 @@ class Check(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     output: str = ""
     service_id: str = ""
     service_name: str = ""
-    service_tags: list[str] = []
+    service_tags: tuple[str, ...] = ()
     type: str = ""
     definition: CheckDefinition = CheckDefinition()
     create_index: int = 0

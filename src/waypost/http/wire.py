@@ -154,18 +154,22 @@ def _weights(data: object) -> Weights:
 # most services have no meta or tagged addresses, and the same few tag lists.
 _NO_META: dict[str, str] = {}
 _NO_TAGGED: dict[str, dict[str, object]] = {}
-_TAG_LISTS: dict[tuple[str, ...], list[str]] = {}
+_TAG_LISTS: dict[tuple[str, ...], tuple[str, ...]] = {}
 _TAG_LISTS_MAX = 10_000
 
 
-def shared_tags(tags: list[str]) -> list[str]:
-    """One list object per distinct tag list (bounded, like the definitions)."""
+def shared_tags(tags: list[str]) -> tuple[str, ...]:
+    """One tuple per distinct tag list (bounded, like the definitions).
+
+    Tuples, because the values that share them are frozen: a shared list
+    could be changed through any of them.
+    """
     key = tuple(tags)
     found = _TAG_LISTS.get(key)
     if found is None:
         if len(_TAG_LISTS) >= _TAG_LISTS_MAX:
             _TAG_LISTS.clear()
-        _TAG_LISTS[key] = found = [intern(t) for t in tags]
+        _TAG_LISTS[key] = found = tuple(intern(t) for t in tags)
     return found
 
 
