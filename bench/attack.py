@@ -1,6 +1,6 @@
 """Abuse: does the agent keep answering other clients while it is attacked?
 
-    python bench/attack.py [--seconds 20] [--quick] [--no-write]
+    python bench/attack.py [--seconds 20] [--quick] [--no-write] [--only ATTACK]
 
 One `waypost agent --dev` with its default limits serves a service `web` of
 10 instances. In each phase an attacker process (this script, `--attack
@@ -273,7 +273,13 @@ class Attack:
             )
 
     def report(self) -> dict[str, Any]:
-        return {**self.seen, "most open at once": self.max_open}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime
+        return {
+            **self.seen,
+            "most open at once": self.max_open,
+            "attacker CPU seconds": round(cpu, 1),
+        }
 
 
 async def _read_alternating(
@@ -502,9 +508,10 @@ def seed(agent: AgentProcess) -> None:
         assert len(health) == 10
 
 
-def report(phases: list[Phase], seconds: float, sizes: Sizes) -> str:
+def report(phases: list[Phase], seconds: float, sizes: Sizes, load: float) -> str:
     lines = [
-        f"### Abuse: one agent under attack ({environment()})",
+        f"### Abuse: one agent under attack ({environment()},"
+        f" load average {load:.1f} at the start)",
         "",
         "`python bench/attack.py`: an agent with its default limits (10 s header"
         " deadline, 60 s idle, 8,192 connections, 200 per client, 64 KiB heads,"
@@ -541,6 +548,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="small, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--only", choices=PHASES[1:], action="append", help="these attacks only"
+    )
     parser.add_argument("--attack", choices=PHASES[1:], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -552,16 +562,18 @@ def main() -> None:
         uvloop.run(run_attack(options.attack, options.port, options.seconds, sizes))
         return
     seconds = 2.0 if options.quick and options.seconds == 20.0 else options.seconds
+    load = os.getloadavg()[0]
     agent = AgentProcess(dev=True, node="bench").start()
     try:
         seed(agent)
         phases = []
-        for name in PHASES:
+        chosen = ["baseline", *options.only] if options.only else PHASES
+        for name in chosen:
             print(f"== {name}", flush=True)
             phases.append(run_phase(name, agent, seconds, options.quick))
     finally:
         code = agent.stop()
-    text = report(phases, seconds, sizes)
+    text = report(phases, seconds, sizes, load)
     print(text)
     if code != 0:
         raise SystemExit(f"the agent exited with {code}:\n{agent.log[-3000:]}")

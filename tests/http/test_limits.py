@@ -311,13 +311,21 @@ def _send_quietly(sock: socket.socket, wire: bytes) -> None:
 # ---------------------------------------------------------------- connections
 
 
+def _hold_a_blocking_query(port: int, key: str) -> socket.socket:
+    """A connection with a request in hand (30 s): never one to close."""
+    sock = connect(port)
+    first = ask(sock, request("GET", f"/v1/kv/{key}"))
+    index = first[1]["x-consul-index"]
+    sock.sendall(request("GET", f"/v1/kv/{key}?index={index}&wait=30s"))
+    return sock
+
+
 def test_at_the_connection_cap_new_clients_wait_instead_of_failing() -> None:
-    args = ["--http-max-connections", "3", "--http-header-timeout", "60s"]
+    """Every connection is busy: the agent stops accepting (back-pressure)."""
+    args = ["--http-max-connections", "3"]
     with run_agent(extra_args=args) as agent:
-        held = [connect(agent.port) for _ in range(3)]
+        held = [_hold_a_blocking_query(agent.port, f"cap{n}") for n in range(3)]
         try:
-            for sock in held:  # accepted and served
-                assert ask(sock, request("GET", "/v1/status/leader"))[0] == 200
             waiting = connect(agent.port)  # the kernel's backlog takes it
             waiting.sendall(request("GET", "/v1/status/leader"))
             assert select.select([waiting], [], [], 0.5)[0] == []  # not accepted
@@ -326,6 +334,28 @@ def test_at_the_connection_cap_new_clients_wait_instead_of_failing() -> None:
             waiting.close()
         finally:
             for sock in held:
+                sock.close()
+
+
+def test_at_the_connection_cap_the_connection_that_never_spoke_makes_room() -> None:
+    """A new client gets in by closing what costs least to lose: a connection
+    that never sent a byte before an idle keep-alive; never a busy one."""
+    args = ["--http-max-connections", "3", "--http-header-timeout", "60s"]
+    with run_agent(extra_args=args) as agent:
+        idle = connect(agent.port)
+        assert ask(idle, request("GET", "/v1/status/leader"))[0] == 200
+        silent = connect(agent.port)
+        time.sleep(0.2)  # accepted before the busy one
+        busy = _hold_a_blocking_query(agent.port, "room")
+        try:
+            with connect(agent.port) as newcomer:
+                assert ask(newcomer, request("GET", "/v1/status/leader"))[0] == 200
+            assert Reader(silent).closed()
+            assert ask(idle, request("GET", "/v1/status/leader"))[0] == 200
+            busy.sendall(b"")  # still open, its query still held
+            assert select.select([busy], [], [], 0)[0] == []
+        finally:
+            for sock in (idle, silent, busy):
                 sock.close()
 
 

@@ -271,3 +271,18 @@ def test_turning_every_listener_off_is_refused() -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "no listener" in done.stderr
+
+
+def test_the_header_deadline_holds_over_tls(tls_files: TLSFiles) -> None:
+    """Slowloris after a completed handshake meets the same 408."""
+    args = [*tls_files.agent_args(), "--http-header-timeout", "0.3s"]
+    context = client_context(tls_files)
+    with (
+        run_agent(extra_args=args) as agent,
+        socket.create_connection((agent.host, agent.https_port), 10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET /v1/agent/self HTTP/1.1\r\nHost: x\r\n")
+        answer = tls.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(b"Request headers not received within 0.3s")

@@ -33,6 +33,10 @@ ACCEPT_BATCH = 64
 #: How long accepting pauses when the process is out of file descriptors.
 FD_EXHAUSTED_PAUSE = 0.5
 
+#: Connections closed at a time to make room at the cap: small batches, so
+#: the work of closing and accepting interleaves with answering requests.
+SHED_BATCH = 32
+
 #: Warnings about the caps are logged at most this often.
 WARN_EVERY = 60.0
 
@@ -62,6 +66,11 @@ TLS_VERSIONS = {
 }
 
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# What a listener's socket is watched for.
+_OFF = 0  # nothing: new connections wait in the backlog
+_ACCEPTING = 1  # accept them
+_AT_CAP = 2  # at the connection cap: notice that one waits, make room
 
 
 def parse_tls_version(value: str) -> ssl.TLSVersion:
@@ -133,16 +142,23 @@ def bind_socket(host: str, port: int, flag: str = "--http-addr") -> socket.socke
 class ConnectionSlots:
     """Counts open connections, in all and per client address.
 
-    At `max_connections` every listener pauses until one closes; a client
-    at `max_per_client` is turned away (0: no cap).
+    At `max_connections` every listener pauses until one closes, and the
+    connections that cost least to lose are closed; a client at
+    `max_per_client` is turned away (0: no cap).
     """
 
-    def __init__(self, max_connections: int, max_per_client: int) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        max_per_client: int,
+        shed: Callable[[int], int] | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.max_per_client = max_per_client
         self.open = 0
         self.per_client: dict[str, int] = {}
         self.listeners: list[Listener] = []
+        self._shed = shed
         self._warned_full = self._warned_client = -WARN_EVERY
 
     @property
@@ -166,17 +182,29 @@ class ConnectionSlots:
         self.per_client[client] = count + 1
         self.open += 1
         if self.is_full:
-            now = time.monotonic()
-            if now - self._warned_full > WARN_EVERY:
-                self._warned_full = now
-                logger.warning(
-                    "%d connections open: not accepting until one closes"
-                    " (--http-max-connections)",
-                    self.open,
-                )
-            for listener in self.listeners:
-                listener.pause()
+            self._full()
         return True
+
+    def _full(self) -> None:
+        """Stop accepting; once a connection is waiting, make room for it."""
+        for listener in self.listeners:
+            listener.await_demand()
+
+    def make_room(self) -> None:
+        """A connection waits at the cap: close the ones that cost least to
+        lose (their slots come back as they go, and accepting resumes)."""
+        if self._shed is None:
+            return
+        shed = self._shed(min(SHED_BATCH, max(1, self.max_connections // 16)))
+        now = time.monotonic()
+        if now - self._warned_full > WARN_EVERY:
+            self._warned_full = now
+            logger.warning(
+                "%d connections open (--http-max-connections): closed %d idle or"
+                " slow ones to make room; new connections wait until one closes",
+                self.open,
+                shed,
+            )
 
     def releaser(self, client: str) -> Callable[[], None]:
         """A callback that gives the slot back, once however often called."""
@@ -219,7 +247,7 @@ class Listener:
         self.handshake_timeout = handshake_timeout or None
         self._protocol = protocol
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._accepting = False
+        self._mode = _OFF
         self._closed = False
         self._connecting: set[asyncio.Task[None]] = set()
         self._warned_fds = -WARN_EVERY
@@ -241,15 +269,33 @@ class Listener:
         self.resume()
 
     def pause(self) -> None:
-        if self._accepting and self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-            self._accepting = False
+        """Stop accepting (new connections wait in the kernel's backlog)."""
+        self._watch(_OFF)
 
     def resume(self) -> None:
-        if self._accepting or self._closed or self._loop is None or self.slots.is_full:
+        if not self._closed and not self.slots.is_full:
+            self._watch(_ACCEPTING)
+
+    def await_demand(self) -> None:
+        """At the cap: accept nothing, but notice a connection waiting."""
+        if not self._closed:
+            self._watch(_AT_CAP)
+
+    def _watch(self, mode: int) -> None:
+        loop = self._loop
+        if loop is None or mode == self._mode:
             return
-        self._loop.add_reader(self.sock.fileno(), self._accept)
-        self._accepting = True
+        if self._mode != _OFF:
+            loop.remove_reader(self.sock.fileno())
+        self._mode = mode
+        if mode == _ACCEPTING:
+            loop.add_reader(self.sock.fileno(), self._accept)
+        elif mode == _AT_CAP:
+            loop.add_reader(self.sock.fileno(), self._demand)
+
+    def _demand(self) -> None:
+        self._watch(_OFF)  # once: readiness stays until the connection is taken
+        self.slots.make_room()
 
     async def close(self) -> None:
         """Stop accepting; finish or cancel connections still handshaking."""
@@ -263,7 +309,7 @@ class Listener:
 
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
-            if not self._accepting:
+            if self._mode != _ACCEPTING:
                 return  # paused at the cap by the previous connection
             try:
                 conn, address = self.sock.accept()
@@ -355,7 +401,9 @@ class HttpServer:
         self.limits = limits
         self.tracker = ConnectionTracker(limits)
         self.slots = ConnectionSlots(
-            limits.max_connections, limits.max_conns_per_client
+            limits.max_connections,
+            limits.max_conns_per_client,
+            shed=self.tracker.shed,
         )
         self.listeners: list[Listener] = []
 

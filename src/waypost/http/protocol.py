@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import logging
 import socket
 import time
@@ -58,6 +60,10 @@ FEED_SLICE = 4 * 1024
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 4 * 1024 * 1024
 
+#: At the connection cap, a head still arriving after this many seconds may
+#: be dropped to make room (a client's head normally comes in one packet).
+SLOW_HEAD = 1.0
+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 #: Stands in for a connection's parser once it will parse no more. The parser
@@ -92,6 +98,9 @@ class ConnectionTracker:
     def __init__(self, limits: HttpLimits | None = None) -> None:
         self.limits = limits if limits is not None else HttpLimits()
         self.connections: set[HttpProtocol] = set()
+        #: Connections that have not sent a byte yet, oldest first (a dict
+        #: keeps insertion order): what `shed` closes first, without a scan.
+        self.silent: dict[HttpProtocol, None] = {}
         self.request_done = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -127,6 +136,29 @@ class ConnectionTracker:
     def close_idle(self) -> None:
         for connection in list(self.connections):
             connection.close_when_idle()
+
+    def shed(self, count: int) -> int:
+        """Close up to `count` connections that cost least to lose, to make
+        room at the connection cap (nginx's "reusing connections").
+
+        Never one with a request in hand; first those that never sent a
+        byte, then those already refused, then heads arriving slowly, then
+        idle keep-alives; oldest first. Returns how many it closed.
+        """
+        chosen = list(itertools.islice(self.silent, count))
+        if len(chosen) < count:  # a scan, only when the silent ones run out
+            now = time.monotonic()
+            ranked = [
+                (rank, connection)
+                for connection in self.connections
+                if (rank := connection.shed_rank(now)) is not None
+                and connection not in self.silent
+            ]
+            best = heapq.nsmallest(count - len(chosen), ranked, key=lambda p: p[0])
+            chosen += [connection for _, connection in best]
+        for connection in chosen:
+            connection.shed()
+        return len(chosen)
 
     async def drain(self, grace: float) -> None:
         """Wait up to `grace` seconds for busy connections, then abort them."""
@@ -220,9 +252,11 @@ class HttpProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._since = self._last_active = time.monotonic()
         self._tracker.connections.add(self)
+        self._tracker.silent[self] = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._tracker.connections.discard(self)
+        self._tracker.silent.pop(self, None)
         self._transport = None
         self._parser = _RETIRED
         self._queue.clear()
@@ -234,11 +268,6 @@ class HttpProtocol(asyncio.Protocol):
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
-
-    def eof_received(self) -> bool:
-        # The client sent all it will: answer what was read, then close.
-        self._closing = True
-        return self.is_busy
 
     def pause_writing(self) -> None:
         """The client is not reading its answers: stop answering and reading."""
@@ -275,6 +304,28 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+    def shed_rank(self, now: float) -> tuple[int, float] | None:
+        """Where this connection stands in `ConnectionTracker.shed`'s order
+        (lower goes first), or None if it must not be shed."""
+        if self.is_busy or self._transport is None:
+            return None
+        phase = self._phase
+        if phase == _FRESH:
+            return (0, self._since)
+        if phase == _LINGER:
+            return (1, self._since)
+        if phase == _HEAD and now - self._since > SLOW_HEAD:
+            return (2, self._since)
+        if phase == _IDLE:
+            return (3, self._last_active)
+        return None
+
+    def shed(self) -> None:
+        if self._phase == _IDLE:
+            self.close_when_idle()
+        else:
+            self.abort()
 
     def check_deadlines(self, now: float) -> None:
         """Close the connection if its current phase has run out of time."""
@@ -412,7 +463,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._transport is None:
             raise ConnectionAbortedError  # closed mid-slice: stop parsing
-        if self._phase != _FRESH:
+        if self._phase == _FRESH:
+            self._tracker.silent.pop(self, None)
+        else:
             self._since = time.monotonic()
         self._phase = _HEAD
         self._url = b""
