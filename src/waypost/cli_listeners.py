@@ -185,6 +185,8 @@ def listener_options(command: F) -> F:
             show_default=True,
             help=text,
             callback=_duration if kind is _DURATION else None,
+            # Named after the flag, not the config field it fills.
+            envvar="WAYPOST_" + flag[2:].upper().replace("-", "_"),
         )(command)
     for flag, extra in reversed(_TLS):
         command = click.option(flag, **extra)(command)
