@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 
 import consul
@@ -11,9 +12,24 @@ import msgspec
 import pytest
 import trustme
 
-from waypost.testing import AgentProcess, run_agent
+from waypost.testing import TEST_ETCD_ENV, AgentProcess, EtcdCluster, run_agent
 
 _names = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_under_test() -> Iterator[str]:
+    """`WAYPOST_TEST_STORE=etcd`: every `--dev` agent of the suite runs on a
+    real 3-member etcd cluster instead (cluster mode, one agent)."""
+    if os.environ.get("WAYPOST_TEST_STORE") != "etcd":
+        yield "embedded"
+        return
+    with EtcdCluster(3) as etcd:
+        os.environ[TEST_ETCD_ENV] = etcd.endpoints
+        try:
+            yield "etcd"
+        finally:
+            del os.environ[TEST_ETCD_ENV]
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import sys
 import click
 
 from waypost import __version__
+from waypost.cli_cluster import etcd_options, etcd_settings
 from waypost.cli_listeners import (
     listener_options,
     listener_settings,
@@ -148,6 +149,7 @@ def main() -> None:
     help="Most active checks probing at once.",
 )
 @listener_options
+@etcd_options
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -191,6 +193,7 @@ def agent(
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    etcd = etcd_settings(listening)
     settings = listener_settings(
         listening, client=client, default_host=host, split=_split_addr
     )
@@ -209,6 +212,7 @@ def agent(
         self_preservation_window=_window(self_preservation_window),
         panic_threshold=panic_threshold,
         check_concurrency=check_concurrency,
+        etcd=etcd,
         **settings,
     )
     raise_open_files_limit()

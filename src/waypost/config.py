@@ -53,6 +53,11 @@ DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 #: Consul's `tls_min_version` default.
 DEFAULT_TLS_MIN_VERSION = "TLSv1_2"
 
+#: Cluster mode: the etcd key prefix, and the membership lease (seconds): a
+#: dead agent's node turns critical within this of its last keepalive.
+DEFAULT_ETCD_PREFIX = "/waypost"
+DEFAULT_MEMBER_LEASE = 10.0
+
 #: The Consul API level waypost implements, reported as Config.Version.
 CONSUL_API_VERSION = "1.22.0"
 
@@ -97,6 +102,32 @@ class HttpLimits(msgspec.Struct, frozen=True, kw_only=True):
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
 
 
+class EtcdConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Cluster mode: where the shared catalog lives (no endpoints: off).
+
+    Args:
+        endpoints: etcd client URLs (`http://h1:2379`, `https://…`).
+        prefix: the key prefix every row lives under; agents sharing one
+            prefix share one catalog.
+        ca_file, cert_file, key_file: PEM files for https:// endpoints.
+        user, password: etcd authentication (both or neither).
+        member_lease: seconds; the lease that keeps this agent a member.
+    """
+
+    endpoints: tuple[str, ...] = ()
+    prefix: str = DEFAULT_ETCD_PREFIX
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    user: str = ""
+    password: str = ""
+    member_lease: float = DEFAULT_MEMBER_LEASE
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoints)
+
+
 class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How one agent runs.
 
@@ -122,6 +153,8 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
             of a service's instances pass, `?passing` returns all of them
             (0: off).
         check_concurrency: most active checks probing at once.
+        etcd: cluster mode (several agents, one catalog in etcd); off by
+            default, when the embedded store is used.
     """
 
     http_host: str = DEFAULT_HTTP_HOST
@@ -141,6 +174,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     self_preservation_window: float = DEFAULT_SELF_PRESERVATION_WINDOW
     panic_threshold: float = 0.0
     check_concurrency: int = DEFAULT_CHECK_CONCURRENCY
+    etcd: EtcdConfig = msgspec.field(default_factory=EtcdConfig)
 
     @property
     def advertise_address(self) -> str:

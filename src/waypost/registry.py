@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -38,6 +38,9 @@ from waypost.core.watch import Watchers
 from waypost.exceptions import NotFound
 from waypost.runner.probes import require_scripts_enabled
 from waypost.store.base import Conflict, Store
+
+if TYPE_CHECKING:
+    from waypost.cluster import Cluster
 
 logger = logging.getLogger("waypost.registry")
 
@@ -82,6 +85,8 @@ class Registry:
         self._tasks: set[asyncio.Future[object]] = set()
         #: Set by the agent: how a transport asks the process to stop.
         self.request_shutdown: Callable[[], None] = lambda: None
+        #: Cluster mode: the live agents, the etcd members (None: one agent).
+        self.cluster: Cluster | None = None
         store.bind(self._deliver)
 
     def now(self) -> float:
@@ -105,11 +110,19 @@ class Registry:
         anything is written, `StoreUnavailable` (503) if the store could not
         make it durable; in both cases nothing changed.
         """
+        synced = False
         while True:
             planned = plan(self.catalog, change)
             settled = self.store.conflict(planned)
             if settled is not None:
                 await settled
+                continue
+            if not planned.ok and not synced:
+                # A condition failed against this agent's catalog. In cluster
+                # mode it may be behind: refuse only once it has every write
+                # committed before now (a no-op for the embedded stores).
+                synced = True
+                await self.store.sync()
                 continue
             if planned.is_noop:
                 now = self.now()
@@ -205,9 +218,22 @@ class Registry:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def consistent(self) -> None:
+        """`?consistent`: return once the catalog has every committed write."""
+        await self.store.sync()
+
     def run_due(self) -> None:
-        """Apply what the clock asks for: expired TTLs and reaps."""
-        for change in self.catalog.due(self.now(), self.brake):
+        """Apply what the clock asks for: expired TTLs and reaps.
+
+        While the store cannot commit, nothing is due: a replica that may be
+        stale must not evict anyone (the brake holds, logged once).
+        """
+        now = self.now()
+        if not self.store.health().known_leader:
+            self.brake.hold(now, "the store is unavailable")
+        elif self.brake.release_hold(now):
+            self.catalog.grant_grace(now)
+        for change in self.catalog.due(now, self.brake):
             if isinstance(change, UpdateCheck):
                 self.report_check(
                     change.node, change.check_id, change.status, change.output

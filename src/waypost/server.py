@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION, PORT_OFF, AgentConfig
@@ -31,6 +32,10 @@ from waypost.registry import Clock, Registry
 from waypost.runner.scheduler import CheckRunner
 from waypost.store.base import Store
 from waypost.store.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from waypost.cluster import Cluster
+    from waypost.store.etcd import Member
 
 logger = logging.getLogger("waypost.agent")
 
@@ -70,6 +75,7 @@ class Agent:
             concurrency=config.check_concurrency,
         )
         self.registry.on_apply(self._applied)
+        self.cluster = _open_cluster(self)
 
     @property
     def catalog(self):  # type: ignore[no-untyped-def]
@@ -97,6 +103,7 @@ class Agent:
 
     async def startup(self) -> None:
         """Load the store and make sure this agent's own node is registered."""
+        await self.store.open()
         self.registry.load()
         # The catalog is long-lived and acyclic: move what start-up loaded
         # out of the collector's sight, and collect young objects less often
@@ -104,11 +111,25 @@ class Agent:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 20, 20)
+        if self.cluster is not None:
+            await self.cluster.start(self._member())
         await self._register_self()
         for check in self.registry.catalog.all_checks():
             self.runner.sync(check)
         self.runner.start()
         self._timer = asyncio.create_task(self._run_timer(), name="waypost-timer")
+
+    def _member(self) -> Member:
+        from waypost.store.etcd import Member
+
+        return Member(
+            node=self.config.node,
+            node_id=self.registry.node_id,
+            address=self.config.advertise_address,
+            http_port=self.registry.http_port,
+            datacenter=self.config.datacenter,
+            version=__version__,
+        )
 
     async def _register_self(self) -> None:
         address = self.config.advertise_address
@@ -171,6 +192,8 @@ class Agent:
                 await self._timer
         await self.runner.stop()
         await self.registry.drain()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.store.close()
 
     async def serve(self, sock: socket.socket | None = None) -> None:
@@ -214,11 +237,37 @@ class Agent:
 
 
 def _open_store(config: AgentConfig) -> Store:
+    if config.etcd.enabled:
+        from waypost.store.etcd import open_etcd_store
+
+        return open_etcd_store(config.etcd)
     if config.dev:
         return MemoryStore()
     from waypost.store.sqlite import SQLiteStore
 
     return SQLiteStore(config.data_dir)
+
+
+def _open_cluster(agent: Agent) -> Cluster | None:
+    """Cluster mode's membership and ownership, when the store is etcd."""
+    if not agent.config.etcd.enabled:
+        return None
+    from waypost.cluster import Cluster
+    from waypost.store.etcd import EtcdStore
+
+    store = agent.store
+    if not isinstance(store, EtcdStore):  # pragma: no cover - wiring bug
+        raise TypeError("cluster mode needs the etcd store")
+    store.attach(agent.registry.catalog)
+    cluster = Cluster(
+        agent.registry,
+        store,
+        agent.runner,
+        node=agent.config.node,
+        lease_ttl=agent.config.etcd.member_lease,
+    )
+    agent.registry.cluster = cluster
+    return cluster
 
 
 async def run_agent(config: AgentConfig) -> None:

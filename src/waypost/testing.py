@@ -20,11 +20,16 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (?P<urls>(?:https?://\S+ )+)")
 _URL = re.compile(r"(?P<scheme>https?)://(?P<host>\S+):(?P<port>\d+)")
+
+#: Endpoints of an etcd cluster: `--dev` agents run on it instead (each with
+#: a prefix of its own), so the single-agent tests run over the etcd store.
+TEST_ETCD_ENV = "WAYPOST_TEST_ETCD"
 
 #: How long to wait for an agent to print its start-up line.
 START_TIMEOUT = 20.0
@@ -73,7 +78,11 @@ class AgentProcess:
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "waypost", "agent", "--http-addr", "127.0.0.1:0"]
         args += ["--node", self.node]
-        if self.dev:
+        etcd = os.environ.get(TEST_ETCD_ENV, "")
+        if self.dev and etcd and "--etcd" not in self.extra_args:
+            # The same tests over the cluster store: a catalog of its own.
+            args += ["--etcd", etcd, "--etcd-prefix", f"/test/{uuid.uuid4().hex}"]
+        elif self.dev:
             args.append("--dev")
         if self.data_dir is not None:
             args += ["--data-dir", self.data_dir]
@@ -167,6 +176,154 @@ def run_agent(**kwargs: object) -> Iterator[AgentProcess]:
             yield agent
         finally:
             agent.stop()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (now)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EtcdMember:
+    """One `etcd` process of a test cluster, on loopback ports."""
+
+    def __init__(self, name: str, data_dir: Path, client_port: int, peer_port: int):
+        self.name = name
+        self.data_dir = data_dir
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def command(self, initial_cluster: str, token: str) -> list[str]:
+        return [
+            ETCD_BINARY,
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--listen-client-urls", self.client_url,
+            "--advertise-client-urls", self.client_url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", initial_cluster,
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", token,
+            # A paused client's stream is dropped within seconds.
+            "--grpc-keepalive-interval", "1s",
+            "--grpc-keepalive-timeout", "2s",
+            "--logger", "zap",
+            "--log-outputs", str(self.data_dir.parent / f"{self.name}.log"),
+        ]  # fmt: skip
+
+    @property
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the member is gone at once (a crashed machine)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+ETCD_BINARY = os.environ.get("WAYPOST_ETCD_BINARY", "etcd")
+
+
+class EtcdCluster:
+    """A real etcd cluster of `size` members on loopback ports, temp data dirs.
+
+        with EtcdCluster(3) as etcd:
+            run_agent(extra_args=["--etcd", etcd.endpoints])
+
+    Members can be killed and started again (`kill(i)`, `start_member(i)`);
+    `stop()` ends every process and removes the data.
+    """
+
+    def __init__(self, size: int = 3, *, root: str | None = None) -> None:
+        self._scratch = tempfile.TemporaryDirectory(prefix="waypost-etcd-", dir=root)
+        base = Path(self._scratch.name)
+        self.token = f"waypost-test-{os.getpid()}-{id(self)}"
+        self.members = [
+            EtcdMember(f"etcd{i}", base / f"etcd{i}", free_port(), free_port())
+            for i in range(size)
+        ]
+        self.initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    @property
+    def endpoints(self) -> str:
+        """Client URLs, comma-separated: what `--etcd` takes."""
+        return ",".join(m.client_url for m in self.members)
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.client_url for m in self.members]
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        for index in range(len(self.members)):
+            self.start_member(index, wait=False)
+        self.wait_healthy(timeout)
+        return self
+
+    def start_member(self, index: int, *, wait: bool = True) -> None:
+        member = self.members[index]
+        if member.is_running:
+            return
+        member.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        member.process = subprocess.Popen(
+            member.command(self.initial_cluster, self.token),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if wait:
+            self.wait_healthy()
+
+    def kill(self, index: int) -> None:
+        self.members[index].kill()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Until every running member answers /health with a leader."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        for member in self.members:
+            if not member.is_running:
+                continue
+            while True:
+                try:
+                    answer = httpx.get(member.client_url + "/health", timeout=1.0)
+                    if answer.status_code == 200 and answer.json().get("health") in (
+                        "true",
+                        True,
+                    ):
+                        break
+                except httpx.HTTPError:
+                    pass
+                if member.process is not None and member.process.poll() is not None:
+                    raise RuntimeError(f"etcd member {member.name} exited")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"etcd member {member.name} is not healthy")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.kill()
+        self._scratch.cleanup()
+
+    def __enter__(self) -> EtcdCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def wait_until(

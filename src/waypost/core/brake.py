@@ -115,6 +115,34 @@ class Brake:
         self._expiries: deque[tuple[float, int]] = deque()
         self._next_assessment = float("-inf")
         self._notices: list[str] = []
+        #: Why expiry is held regardless of the census ("" when it is not):
+        #: the store cannot be written, so nothing it says is current.
+        self.held = ""
+
+    def hold(self, now: float, reason: str) -> None:
+        """Hold expiry and reaping for a reason outside the census."""
+        if self.held:
+            return
+        self.held = reason
+        self.engaged_since = now
+        self.engagements += 1
+        self.last_event = (
+            f"self-preservation brake engaged: {reason};"
+            " holding TTL expiry and reaping until it is back"
+        )
+        self._notices.append(self.last_event)
+
+    def release_hold(self, now: float) -> bool:
+        """End a `hold`; True when one ended (held checks then get a grace)."""
+        if not self.held:
+            return False
+        self.last_event = (
+            f"self-preservation brake released after {now - self.engaged_since:.1f}s:"
+            f" {self.held} no longer; held checks get one more TTL"
+        )
+        self.held = ""
+        self._notices.append(self.last_event)
+        return True
 
     @property
     def enabled(self) -> bool:
@@ -183,7 +211,7 @@ class Brake:
     def state(self, now: float) -> BrakeState:
         return BrakeState(
             enabled=self.enabled,
-            engaged=self.engaged,
+            engaged=self.engaged or bool(self.held),
             threshold=self.settings.threshold,
             window_seconds=self.settings.window,
             quiet_after=self.settings.quiet_after,
@@ -191,7 +219,9 @@ class Brake:
             live_checks=self.census.live,
             quiet_checks=self.census.quiet,
             recent_expiries=self.recent_expiries(now),
-            engaged_seconds=round(now - self.engaged_since, 3) if self.engaged else 0.0,
+            engaged_seconds=round(now - self.engaged_since, 3)
+            if self.engaged or self.held
+            else 0.0,
             engagements=self.engagements,
             last_event=self.last_event,
         )

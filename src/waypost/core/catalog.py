@@ -10,6 +10,7 @@ output-only check updates. No I/O; time arrives as `now`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import msgspec
 
@@ -70,6 +71,19 @@ __all__ = [
 TTL_EXPIRED = "TTL expired"
 
 
+class Ownership(Protocol):
+    """Which checks this agent keeps deadlines for (cluster mode).
+
+    Without one, the catalog owns every check (one agent). With one, TTL
+    expiry and reaping run only for owned checks, and the brake counts only
+    local ones: checks whose heartbeats arrive at this agent.
+    """
+
+    def owns(self, node: str, check_id: str) -> bool: ...
+
+    def is_local(self, node: str) -> bool: ...
+
+
 class Catalog:
     """All registry state in memory; every read query and every change.
 
@@ -95,6 +109,8 @@ class Catalog:
         self.reap: Deadlines[CheckKey] = Deadlines()
         # Per check: how long a TTL lasts and after how long critical it reaps.
         self._ttl_of: dict[tuple[str, str], float] = {}
+        #: None: every check is this agent's (one agent, no cluster).
+        self.ownership: Ownership | None = None
 
     # ------------------------------------------------------------ applying
 
@@ -102,7 +118,8 @@ class Catalog:
         """Load persisted rows (store start-up); TTL deadlines restart now."""
         for table, key, value in rows:
             self._apply_row(table, key, value, now, arm=True)
-        self.index = self.restored_index = index
+        self.index = max(self.index, index)
+        self.restored_index = max(self.restored_index, index)
 
     def apply(self, entry: Entry, *, now: float) -> None:
         """Apply one durable change: its rows, its index, its topics."""
@@ -119,6 +136,8 @@ class Catalog:
             )
         if entry.index > self.index:
             self.index = entry.index
+        if entry.floor > self.restored_index:
+            self.restored_index = entry.floor
         for topic in entry.topics:
             self._topic_index[topic] = entry.index
             if topic[0] == KV_KEY and topic[1] not in self._kv:
@@ -211,7 +230,7 @@ class Catalog:
     # ------------------------------------------------------------ indexes
 
     def topic_index(self, topic: Topic) -> int:
-        return self._topic_index.get(topic, self.restored_index)
+        return max(self._topic_index.get(topic, 0), self.restored_index)
 
     def query_index(self, topics: Iterable[Topic]) -> int:
         """X-Consul-Index for a query reading these topics: ≥ 1, monotonic."""
@@ -220,7 +239,9 @@ class Catalog:
             if topic[0] == KV_PREFIX:
                 value = self._kv_prefix_index(topic[1])
             else:
-                value = self._topic_index.get(topic, self.restored_index)
+                value = self._topic_index.get(topic, 0)
+                if value < self.restored_index:
+                    value = self.restored_index
             if value > best:
                 best = value
         return best
@@ -262,6 +283,9 @@ class Catalog:
 
     def _arm_check(self, check: Check, now: float) -> None:
         ckey = (check.node, check.check_id)
+        if self.ownership is not None and not self.ownership.owns(*ckey):
+            self._disarm(ckey)
+            return
         ttl = check.definition.ttl
         if ttl is not None:
             self._ttl_of[ckey] = ttl
@@ -278,11 +302,30 @@ class Catalog:
         if after is None or not check.service_id:
             return
         ckey = (check.node, check.check_id)
+        if self.ownership is not None and not self.ownership.owns(*ckey):
+            return
         if check.status is HealthStatus.CRITICAL:
             if ckey not in self.reap:
                 self.reap.arm(ckey, now + after)
         else:
             self.reap.disarm(ckey)
+
+    def _disarm(self, ckey: CheckKey) -> None:
+        if self._ttl_of.pop(ckey, None) is not None:
+            self.ttl.disarm(ckey)
+        self.reap.disarm(ckey)
+
+    def reassign(self, now: float) -> None:
+        """Ownership changed (an agent joined or left): arm the checks that
+        became this agent's with full periods, drop the others' deadlines."""
+        for check in list(self.all_checks()):
+            ckey = (check.node, check.check_id)
+            owned = self.ownership is None or self.ownership.owns(*ckey)
+            armed = ckey in self._ttl_of or ckey in self.reap
+            if owned and not armed:
+                self._arm_check(check, now)
+            elif not owned and armed:
+                self._disarm(ckey)
 
     # ------------------------------------------------------------ deadlines
 
@@ -301,7 +344,7 @@ class Catalog:
         expired until its next heartbeat). With a `brake`, nothing is due
         while it is engaged.
         """
-        if brake is not None and self._is_braking(now, brake):
+        if brake is not None and (brake.held or self._is_braking(now, brake)):
             return []
         changes: list[Change] = []
         expired = 0
@@ -315,7 +358,7 @@ class Catalog:
                 if check.output
                 else TTL_EXPIRED
             )
-            if check.status is not HealthStatus.CRITICAL:
+            if check.status is not HealthStatus.CRITICAL and self._is_local(node):
                 expired += 1
             changes.append(
                 UpdateCheck(
@@ -345,7 +388,7 @@ class Catalog:
         if brake.wants_census(now, due=deadline is not None and deadline <= now):
             transition = brake.assess(now, self.ttl_census(now, brake))
             if transition is Transition.RELEASED:
-                self._grant_grace(now)
+                self.grant_grace(now)
         return brake.engaged
 
     def ttl_census(self, now: float, brake: Brake) -> Census:
@@ -359,12 +402,17 @@ class Catalog:
             check = self.get_check(node, check_id)
             if check is None or check.status is HealthStatus.CRITICAL:
                 continue
+            if not self._is_local(node):
+                continue
             live += 1
             if deadline - now < (1.0 - quiet_after) * ttl:
                 quiet += 1
         return Census(live=live, quiet=quiet)
 
-    def _grant_grace(self, now: float) -> None:
+    def _is_local(self, node: str) -> bool:
+        return self.ownership is None or self.ownership.is_local(node)
+
+    def grant_grace(self, now: float) -> None:
         """After the brake: overdue TTLs and reaps restart their full period."""
         for key, ttl in self._ttl_of.items():
             deadline = self.ttl.deadline(key)
@@ -431,6 +479,11 @@ class Catalog:
         for service in self.service_instances(name):
             result += self.service_checks(service.node, service.service_id)
         return result
+
+    def all_services(self) -> Iterator[Service]:
+        for node in sorted(self._services):
+            services = self._services[node]
+            yield from (services[k] for k in sorted(services))
 
     def all_checks(self) -> Iterator[Check]:
         for node in sorted(self._checks):

@@ -166,6 +166,10 @@ class Entry(msgspec.Struct, kw_only=True):
     rows: list[Row]
     topics: set[Topic]
     arm: list[CheckKey] = []
+    #: Cluster mode: the revision of the last delete or rename anywhere. No
+    #: query answers an older index (an agent that listed after the delete
+    #: never saw its topics, and must agree with one that did).
+    floor: int = 0
 
 
 def stamp(plan: Plan, index: int) -> Entry:

@@ -78,9 +78,19 @@ def run_timeout(definition: CheckDefinition, interval: float) -> float:
     return min(default, interval)
 
 
-def is_runnable(check: Check, *, node: str, enable_scripts: bool) -> bool:
-    """Only this agent's own checks of a kind it runs (Consul does the same)."""
-    if check.node != node:
+def is_runnable(
+    check: Check,
+    *,
+    node: str,
+    enable_scripts: bool,
+    owns: Callable[[str, str], bool] | None = None,
+) -> bool:
+    """Only checks of a kind it runs that are this agent's: on its own node
+    (Consul does the same), or, in cluster mode, those the ring gives it."""
+    if owns is not None:
+        if not owns(check.node, check.check_id):
+            return False
+    elif check.node != node:
         return False
     kind = check_type(check.definition)
     if kind == "script":
@@ -101,6 +111,8 @@ class CheckRunner:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.node = node
+        #: Cluster mode: which checks this agent runs (None: its node's).
+        self.owns: Callable[[str, str], bool] | None = None
         self.enable_scripts = enable_scripts
         self._report = report
         self._catalog = catalog
@@ -124,7 +136,9 @@ class CheckRunner:
         """Start, restart or keep running a check after it was persisted."""
         key = (check.node, check.check_id)
         job = self._jobs.get(key)
-        if not is_runnable(check, node=self.node, enable_scripts=self.enable_scripts):
+        if not is_runnable(
+            check, node=self.node, enable_scripts=self.enable_scripts, owns=self.owns
+        ):
             if job is not None:
                 self.remove(key)
             return
@@ -141,6 +155,15 @@ class CheckRunner:
         else:  # Consul's lib.RandomStagger: first run anywhere in one interval
             delay = random.uniform(0, job.interval)
             self._push(key, job, asyncio.get_running_loop().time() + delay)
+
+    def resync(self, checks: Iterable[Check]) -> None:
+        """Ownership changed: start the checks now ours, stop the others."""
+        checks = list(checks)
+        wanted = {(c.node, c.check_id) for c in checks}
+        for key in [k for k in self._jobs if k not in wanted]:
+            self.remove(key)
+        for check in checks:
+            self.sync(check)
 
     def remove(self, key: CheckKey) -> None:
         job = self._jobs.pop(key, None)

@@ -23,6 +23,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import msgspec
+
 from waypost.core.changes import KV, Entry, LockKey, Plan, Row
 
 Deliver = Callable[[Entry], None]
@@ -36,11 +38,28 @@ class Conflict(Exception):
         self.settled = settled
 
 
+class StoreHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the store can commit now, as Consul's read headers say it."""
+
+    #: X-Consul-KnownLeader: the store reached a quorum recently.
+    known_leader: bool = True
+    #: X-Consul-LastContact, in seconds: how stale the replica may be.
+    last_contact: float = 0.0
+
+
+HEALTHY = StoreHealth()
+
+
 class Store(Protocol):
     """Durability for the catalog: ordered, indexed, delivered when durable."""
 
     #: Shown in the start-up line, e.g. "sqlite:/var/lib/waypost/state.db".
     description: str
+
+    async def open(self) -> None:
+        """Connect and read what `load` returns (a cluster store); the
+        embedded stores did that in their constructor."""
+        ...
 
     def load(self) -> tuple[list[Row], int]:
         """Every persisted row and the index of the last commit."""
@@ -57,6 +76,15 @@ class Store(Protocol):
     async def commit(self, plan: Plan) -> Entry:
         """Index, persist and deliver one plan; raise `Conflict` if it is stale,
         `StoreUnavailable` if it could not be made durable (nothing applied)."""
+        ...
+
+    async def sync(self) -> None:
+        """Return once the catalog holds every change committed before the
+        call (`?consistent`); the embedded stores always do."""
+        ...
+
+    def health(self) -> StoreHealth:
+        """Can writes be made durable now, and how stale are reads."""
         ...
 
     async def close(self) -> None:

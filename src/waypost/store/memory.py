@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from waypost.core.changes import Entry, Plan, Row, stamp
-from waypost.store.base import Deliver
+from waypost.store.base import HEALTHY, Deliver, StoreHealth
 
 
 class MemoryStore:
@@ -20,6 +20,15 @@ class MemoryStore:
 
     def load(self) -> tuple[list[Row], int]:
         return [], self._index
+
+    async def open(self) -> None:
+        return None
+
+    async def sync(self) -> None:
+        return None  # one writer: the catalog has every commit
+
+    def health(self) -> StoreHealth:
+        return HEALTHY
 
     def bind(self, deliver: Deliver) -> None:
         self._deliver = deliver

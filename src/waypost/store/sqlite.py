@@ -28,7 +28,7 @@ import msgspec
 from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Entry, Plan, Row, stamp
 from waypost.core.model import Check, KVEntry, Node, Service
 from waypost.exceptions import StartupError, StoreUnavailable
-from waypost.store.base import Conflict, Deliver, PendingWrites
+from waypost.store.base import HEALTHY, Conflict, Deliver, PendingWrites, StoreHealth
 
 logger = logging.getLogger("waypost.store")
 
@@ -162,6 +162,15 @@ class SQLiteStore:
         rows.sort(key=lambda row: order[row[0]])
         self._index = int(found[0]) if found else 0
         return rows, self._index
+
+    async def open(self) -> None:
+        return None
+
+    async def sync(self) -> None:
+        return None  # one writer: the catalog has every commit
+
+    def health(self) -> StoreHealth:
+        return HEALTHY
 
     def bind(self, deliver: Deliver) -> None:
         self._deliver = deliver
