@@ -50,7 +50,7 @@ def etcd_options(command: F) -> F:
 
 def etcd_settings(options: dict[str, Any]) -> EtcdConfig:
     """The EtcdConfig from the options `etcd_options` added (popped)."""
-    from waypost.http.durations import parse_duration
+    from waypost.durations import parse_duration
 
     endpoints = tuple(
         url.strip() for url in str(options.pop("etcd")).split(",") if url.strip()
