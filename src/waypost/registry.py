@@ -33,7 +33,7 @@ from waypost.core.catalog import Catalog
 from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
 from waypost.core.checkstate import CheckStates
 from waypost.core.model import Check, HealthStatus
-from waypost.core.planner import plan, plan_update_check, unknown_check
+from waypost.core.planner import check_key, plan, unknown_check
 from waypost.core.watch import Watchers
 from waypost.exceptions import NotFound
 from waypost.runner.probes import require_scripts_enabled
@@ -181,17 +181,15 @@ class Registry:
         decided = self.check_states.observe((node, check_id), check.definition, status)
         if decided is None:
             return
-        change = UpdateCheck(
-            node=node, check_id=check_id, status=decided, output=output
-        )
-        # The hot path (a heartbeat that changes nothing durable) plans once
-        # and returns without a task switch.
-        planned = plan_update_check(self.catalog, change)
-        if planned.is_noop and self.store.conflict(planned) is None:
-            if planned.output is not None:
-                self.catalog.set_output(*planned.output)
+        if decided is check.status and not self.store.is_pending(check_key(check)):
+            # The hot path: a heartbeat that changes nothing durable. Its
+            # output, if new, is kept in memory without an index.
+            if check.output != output:
+                self.catalog.set_output(node, check_id, output)
             return
-        await self.apply(change)
+        await self.apply(
+            UpdateCheck(node=node, check_id=check_id, status=decided, output=output)
+        )
 
     def report_check(
         self, node: str, check_id: str, status: HealthStatus, output: str

@@ -85,19 +85,22 @@ class Agent:
         """Keep the runner and the timer in step with what was applied."""
         if entry.topics:
             self.runner.notice(entry.topics)
+        touched_checks = bool(entry.arm)
         for table, key, value in entry.rows:
             if table != CHECKS:
                 continue
+            touched_checks = True
             if isinstance(value, Check):
                 self.runner.sync(value)
             else:
                 node, _, check_id = key.partition("\x00")
                 self.runner.remove((node, check_id))
-        # The change may have armed a deadline earlier than the timer's next
-        # wake-up (a new TTL check, a critical check passing again).
-        deadline = self.registry.catalog.next_deadline()
-        if deadline is not None and deadline < self._timer_at:
-            self._timer_wake.set()
+        if touched_checks:
+            # The change may have armed a deadline earlier than the timer's
+            # next wake-up (a new TTL check, a critical check passing again).
+            deadline = self.registry.catalog.next_deadline()
+            if deadline is not None and deadline < self._timer_at:
+                self._timer_wake.set()
 
     # ------------------------------------------------------------ lifecycle
 

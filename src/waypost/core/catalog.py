@@ -123,7 +123,7 @@ class Catalog:
 
     def apply(self, entry: Entry, *, now: float) -> None:
         """Apply one durable change: its rows, its index, its topics."""
-        arm = set(entry.arm)
+        arm = set(entry.arm) if entry.arm else ()
         for table, key, value in entry.rows:
             is_armed = table == CHECKS and value is not None
             self._apply_row(

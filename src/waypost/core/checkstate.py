@@ -81,6 +81,12 @@ class CheckStates:
     def observe(
         self, key: CheckKey, definition: CheckDefinition, status: HealthStatus
     ) -> HealthStatus | None:
+        if not (
+            definition.success_before_passing
+            or definition.failures_before_warning
+            or definition.failures_before_critical
+        ):
+            return status  # no thresholds: every result counts at once
         thresholds = Thresholds.of(definition)
         state = self._states.get(key)
         if state is None or state.thresholds != thresholds:

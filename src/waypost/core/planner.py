@@ -79,6 +79,11 @@ _Value = TypeVar("_Value", Node, Service, Check, KVEntry)
 _MISSING: Any = object()
 
 
+def check_key(check: Check) -> LockKey:
+    """The key a plan reads and writes for this check's row."""
+    return (CHECKS, row_key(check.node, check.check_id))
+
+
 def unknown_check(check_id: str) -> NotFound:
     return NotFound(
         f'Unknown check ID "{check_id}". Ensure that the check ID is passed,'
@@ -118,35 +123,42 @@ class Draft:
 
     # ------------------------------------------------------------ reads
 
-    def _get(self, table: str, key: str, base: Callable[[], Any]) -> Any:
-        self.reads.add((table, key))
-        found = self.changed.get((table, key), _MISSING)
-        return base() if found is _MISSING else found
+    # Each read records its key, then looks at this draft's own rows first.
 
     def node(self, name: str) -> Node | None:
-        return self._get(NODES, name, lambda: self.catalog.nodes.get(name))  # type: ignore[no-any-return]
+        key = (NODES, name)
+        self.reads.add(key)
+        found = self.changed.get(key, _MISSING)
+        return self.catalog.nodes.get(name) if found is _MISSING else found
 
     def service(self, node: str, service_id: str) -> Service | None:
-        return self._get(  # type: ignore[no-any-return]
-            SERVICES,
-            row_key(node, service_id),
-            lambda: self.catalog.node_service(node, service_id),
-        )
+        key = (SERVICES, row_key(node, service_id))
+        self.reads.add(key)
+        found = self.changed.get(key, _MISSING)
+        if found is _MISSING:
+            return self.catalog.node_service(node, service_id)
+        return found  # type: ignore[no-any-return]
 
     def check(self, node: str, check_id: str) -> Check | None:
-        return self._get(  # type: ignore[no-any-return]
-            CHECKS,
-            row_key(node, check_id),
-            lambda: self.catalog.get_check(node, check_id),
-        )
+        key = (CHECKS, row_key(node, check_id))
+        self.reads.add(key)
+        found = self.changed.get(key, _MISSING)
+        if found is _MISSING:
+            return self.catalog.get_check(node, check_id)
+        return found  # type: ignore[no-any-return]
 
     def kv(self, key: str) -> KVEntry | None:
-        return self._get(KV, key, lambda: self.catalog.kv_get(key))  # type: ignore[no-any-return]
+        lock = (KV, key)
+        self.reads.add(lock)
+        found = self.changed.get(lock, _MISSING)
+        return self.catalog.kv_get(key) if found is _MISSING else found
 
     def _merged(
         self, table: str, base: list[_Value], keep: Callable[[_Value], bool]
     ) -> list[_Value]:
         """`base` with this draft's own rows of `table` laid over it."""
+        if not any(t == table for t, _ in self.changed):
+            return base
         result = {self._key_of(table, v): v for v in base}
         for (t, key), value in self.changed.items():
             if t != table:
@@ -207,8 +219,8 @@ class Draft:
     def delete_node(self, name: str) -> None:
         self._set(NODES, name, None)
 
-    def put_service(self, service: Service) -> None:
-        if self.service(service.node, service.service_id) is None:
+    def put_service(self, service: Service, *, is_new: bool) -> None:
+        if is_new:
             self.writes.add((NODE_ITEMS, service.node))
         self._set(SERVICES, row_key(service.node, service.service_id), service)
 
@@ -355,9 +367,10 @@ def _upsert_check(draft: Draft, check: Check) -> None:
     old = draft.check(check.node, check.check_id)
     if old is not None and old.service_id != check.service_id:
         _check_topics(draft, old)
-    check = msgspec.structs.replace(
-        check, create_index=old.create_index if old else 0, modify_index=0
-    )
+    if old is not None or check.create_index or check.modify_index:
+        check = msgspec.structs.replace(
+            check, create_index=old.create_index if old else 0, modify_index=0
+        )
     draft.put_check(check)
     draft.arm.append((check.node, check.check_id))
     _check_topics(draft, check)
@@ -418,12 +431,12 @@ def _register_service(draft: Draft, change: RegisterService) -> None:
     if old is not None and old.name != service.name:
         _drop_service(draft, old)
         old = None
-    draft.put_service(
-        msgspec.structs.replace(
+    if old is not None or service.create_index or service.modify_index:
+        service = msgspec.structs.replace(
             service, create_index=old.create_index if old else 0, modify_index=0
         )
-    )
-    if change.replace_existing_checks:
+    draft.put_service(service, is_new=old is None)
+    if old is not None and change.replace_existing_checks:
         keep = {c.check_id for c in checks}
         # Consul drops every check left out, maintenance included.
         for check in draft.service_checks(service.node, service.service_id):
@@ -431,6 +444,8 @@ def _register_service(draft: Draft, change: RegisterService) -> None:
                 _drop_check(draft, check)
     for check in checks:
         _upsert_check(draft, check)
+    if old is None:
+        return  # its checks are the ones just written, with its tags
     # Service tags are echoed in every check of the instance.
     for check in draft.service_checks(service.node, service.service_id):
         if check.service_tags != service.tags or check.service_name != service.name:

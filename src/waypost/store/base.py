@@ -73,6 +73,11 @@ class Store(Protocol):
         """If a pending write makes `plan` stale: what to await before replanning."""
         ...
 
+    def is_pending(self, key: LockKey) -> bool:
+        """Whether a committed change that writes `key` is not yet delivered
+        (then a reader of `key` must wait for it)."""
+        ...
+
     async def commit(self, plan: Plan) -> Entry:
         """Index, persist and deliver one plan; raise `Conflict` if it is stale,
         `StoreUnavailable` if it could not be made durable (nothing applied)."""
@@ -109,14 +114,18 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def is_pending(self, key: LockKey) -> bool:
+        return key in self._keys
+
     def conflict(self, plan: Plan) -> asyncio.Future[None] | None:
         keys = self._keys
         if not keys:
             return None
+        # Every row a plan writes it has read (it needs the old value), so
+        # reads cover row writes. The two set keys are different: adding to
+        # a node's items does not conflict with another addition, only with
+        # a plan that enumerated them (and so read the key).
         for key in plan.reads:
-            if key in keys:
-                return self._future(key)
-        for key in plan.writes:
             if key in keys:
                 return self._future(key)
         for prefix in plan.prefix_reads:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from waypost.core.changes import Entry, Plan, Row, stamp
+from waypost.core.changes import Entry, LockKey, Plan, Row, stamp
 from waypost.store.base import HEALTHY, Deliver, StoreHealth
 
 
@@ -35,6 +35,9 @@ class MemoryStore:
 
     def conflict(self, plan: Plan) -> Awaitable[None] | None:
         return None  # nothing is ever pending
+
+    def is_pending(self, key: LockKey) -> bool:
+        return False
 
     async def commit(self, plan: Plan) -> Entry:
         return self.commit_now(plan)

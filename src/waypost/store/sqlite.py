@@ -25,7 +25,17 @@ from pathlib import Path
 
 import msgspec
 
-from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Entry, Plan, Row, stamp
+from waypost.core.changes import (
+    CHECKS,
+    KV,
+    NODES,
+    SERVICES,
+    Entry,
+    LockKey,
+    Plan,
+    Row,
+    stamp,
+)
 from waypost.core.model import Check, KVEntry, Node, Service
 from waypost.exceptions import StartupError, StoreUnavailable
 from waypost.store.base import HEALTHY, Conflict, Deliver, PendingWrites, StoreHealth
@@ -179,6 +189,9 @@ class SQLiteStore:
 
     def conflict(self, plan: Plan) -> asyncio.Future[None] | None:
         return self._pending.conflict(plan)
+
+    def is_pending(self, key: LockKey) -> bool:
+        return self._pending.is_pending(key)
 
     async def commit(self, plan: Plan) -> Entry:
         # Everything up to the queue happens before the first await: the
