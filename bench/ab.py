@@ -1,6 +1,7 @@
 """A/B: this checkout's agent against another revision's, interleaved.
 
-    python bench/ab.py --base 3a8e90c [--rounds 3] [--duration 5]
+    python bench/ab.py --base 3a8e90c [--base REV ...] [--rounds 3] [--duration 5]
+                       [--only reads]
 
 Runs the workloads of `http_bench.py` (reads of a 10-instance service,
 durable and --dev registrations with 64 connections, TTL passes) against an
@@ -27,11 +28,16 @@ from http_bench import REGISTER_LUA, TTL_LUA, seed_reads, seed_ttl, wrk
 from waypost.testing import AgentProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+GIT = ("git", "-C", str(ROOT))
 WORKLOADS = ("reads", "register durable", "register dev", "ttl pass")
 
 
-def run_side(src: Path | None, scratch: Path, duration: int) -> dict[str, float]:
-    """One round of every workload against agents importing from `src`."""
+def run_side(
+    src: Path | None, scratch: Path, duration: int, only: str | None
+) -> dict[str, float]:
+    """One round of the workloads against agents importing from `src`."""
+    if only == "reads":
+        return {"reads": run_reads(src, duration)}
     env = {"PYTHONPATH": str(src)} if src is not None else None
     dev = AgentProcess(dev=True, node="bench", env=env).start()
     data = Path(tempfile.mkdtemp(dir=scratch))
@@ -64,75 +70,85 @@ def run_side(src: Path | None, scratch: Path, duration: int) -> dict[str, float]
         durable.stop()
 
 
+def run_reads(src: Path | None, duration: int) -> float:
+    env = {"PYTHONPATH": str(src)} if src is not None else None
+    dev = AgentProcess(dev=True, node="bench", env=env).start()
+    try:
+        seed_reads(dev)
+        return wrk(
+            dev.url + "/v1/health/service/web?passing",
+            connections=32,
+            duration=duration,
+        )["rps"]
+    finally:
+        dev.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--base", required=True, help="git revision to compare with")
+    parser.add_argument(
+        "--base", required=True, action="append", help="git revision(s) to compare with"
+    )
+    parser.add_argument("--only", choices=["reads"], help="one workload")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    base_rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    new_rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    runs: dict[str, dict[str, list[float]]] = {
-        "base": {w: [] for w in WORKLOADS},
-        "new": {w: [] for w in WORKLOADS},
-    }
-    with tempfile.TemporaryDirectory(prefix="waypost-ab-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        tree = scratch / "base"
-        subprocess.run(
-            [
-                "git",
-                "-C",
-                str(ROOT),
-                "worktree",
-                "add",
-                "--detach",
-                str(tree),
-                base_rev,
-            ],
+
+    def short(rev: str) -> str:
+        return subprocess.run(
+            [*GIT, "rev-parse", "--short", rev],
             check=True,
             capture_output=True,
-        )
+            text=True,
+        ).stdout.strip()
+
+    bases = [short(rev) for rev in args.base]
+    sides = [*bases, f"{short('HEAD')} (this checkout)"]
+    workloads = ("reads",) if args.only else WORKLOADS
+    runs = {side: {w: [] for w in workloads} for side in sides}
+    with tempfile.TemporaryDirectory(prefix="waypost-ab-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        trees = {rev: scratch / rev for rev in bases}
+        for rev, tree in trees.items():
+            subprocess.run(
+                [*GIT, "worktree", "add", "--detach", str(tree), rev],
+                check=True,
+                capture_output=True,
+            )
         try:
             for round_ in range(args.rounds):
-                order = ("base", "new") if round_ % 2 == 0 else ("new", "base")
+                # Alternate the order, so no side always runs first.
+                order = sides if round_ % 2 == 0 else sides[::-1]
                 for side in order:
-                    src = tree / "src" if side == "base" else None
-                    figures = run_side(src, scratch, args.duration)
+                    tree = trees.get(side)
+                    src = tree / "src" if tree is not None else None
+                    figures = run_side(src, scratch, args.duration, args.only)
                     print(f"round {round_ + 1} {side}: {figures}", flush=True)
                     for workload, value in figures.items():
                         runs[side][workload].append(value)
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                check=False,
-                capture_output=True,
-            )
+            for tree in trees.values():
+                subprocess.run(
+                    [*GIT, "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                    capture_output=True,
+                )
+    reference = sides[0]
     lines = [
-        f"### A/B: base {base_rev} vs new {new_rev} ({environment()})",
+        f"### A/B: {' vs '.join(sides)} ({environment()})",
         "",
-        f"`python bench/ab.py --base {base_rev} --rounds {args.rounds}"
-        f" --duration {args.duration}`: base {base_rev} vs new {new_rev},"
-        " interleaved; medians of req/s (wrk, one agent process each).",
+        f"`python bench/ab.py {' '.join('--base ' + b for b in bases)}"
+        f" --rounds {args.rounds} --duration {args.duration}`: interleaved;"
+        " medians of req/s (wrk, one agent process each).",
         "",
-        f"| workload | base {base_rev} | new {new_rev} | new ÷ base |",
-        "| --- | --- | --- | --- |",
+        "| workload | " + " | ".join(sides) + f" | last ÷ {reference} |",
+        "| --- | " + " | ".join("---" for _ in sides) + " | --- |",
     ]
-    for workload in WORKLOADS:
-        base = statistics.median(runs["base"][workload])
-        new = statistics.median(runs["new"][workload])
-        lines.append(f"| {workload} | {base:,.0f} | {new:,.0f} | {new / base:.2f} |")
+    for workload in workloads:
+        medians = [statistics.median(runs[side][workload]) for side in sides]
+        cells = " | ".join(f"{m:,.0f}" for m in medians)
+        lines.append(f"| {workload} | {cells} | {medians[-1] / medians[0]:.2f} |")
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
