@@ -508,6 +508,9 @@ class EtcdStore:
 
     # ------------------------------------------------------------ writing
 
+    def is_pending(self, key: LockKey) -> bool:
+        return key in self._writing
+
     def conflict(self, plan: Plan) -> asyncio.Future[None] | None:
         """A local commit in flight writes what `plan` read: wait for it
         (etcd would refuse the plan anyway)."""
