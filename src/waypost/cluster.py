@@ -64,6 +64,17 @@ class EtcdMember(msgspec.Struct, frozen=True, kw_only=True):
     is_leader: bool
 
 
+class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent of the cluster, live or gone (/v1/agent/members)."""
+
+    node: str
+    address: str = ""
+    node_id: str = ""
+    http_port: int = 0
+    version: str = ""
+    is_alive: bool = True
+
+
 class EtcdView(msgspec.Struct, frozen=True, kw_only=True):
     members: list[EtcdMember]
     raft_index: int = 0
@@ -266,6 +277,28 @@ class Cluster:
                 self._writing.discard(node)
 
         self.registry.spawn(write())
+
+    def agents(self) -> list[AgentInfo]:
+        """Live agents, then the nodes of agents that are gone (their
+        serfHealth is still in the catalog), by name."""
+        found = {
+            member.node: AgentInfo(
+                node=member.node,
+                address=member.address,
+                node_id=member.node_id,
+                http_port=member.http_port,
+                version=member.version,
+            )
+            for member in self.store.members.values()
+        }
+        catalog = self.registry.catalog
+        for name, node in catalog.nodes.items():
+            if name in found or catalog.get_check(name, SERF_CHECK_ID) is None:
+                continue
+            found[name] = AgentInfo(
+                node=name, address=node.address, node_id=node.node_id, is_alive=False
+            )
+        return [found[name] for name in sorted(found)]
 
     # ------------------------------------------------------------ etcd view
 

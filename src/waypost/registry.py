@@ -85,12 +85,18 @@ class Registry:
         self._tasks: set[asyncio.Future[object]] = set()
         #: Set by the agent: how a transport asks the process to stop.
         self.request_shutdown: Callable[[], None] = lambda: None
+        #: Set by the agent: how many active checks its runner runs.
+        self.count_running: Callable[[], int] = lambda: 0
         #: Cluster mode: the live agents, the etcd members (None: one agent).
         self.cluster: Cluster | None = None
         store.bind(self._deliver)
 
     def now(self) -> float:
         return self.clock()
+
+    def checks_running(self) -> int:
+        """Active checks this agent runs (set by the agent; 0 without one)."""
+        return self.count_running()
 
     def on_apply(self, listener: Listener) -> None:
         """Call `listener(entry)` after each durable entry is applied."""

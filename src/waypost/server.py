@@ -75,6 +75,7 @@ class Agent:
             concurrency=config.check_concurrency,
         )
         self.registry.on_apply(self._applied)
+        self.registry.count_running = self.runner.__len__
         self.cluster = _open_cluster(self)
 
     @property

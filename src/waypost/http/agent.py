@@ -49,19 +49,32 @@ NUMERIC_ID_HEADER = b"x-waypost-warning"
 # ---------------------------------------------------------------- self, members
 
 
-def member_json(registry: Registry, *, wan: bool = False) -> wire.JSON:
-    """serf.Member; the WAN pool names members `<node>.<datacenter>` on 8302."""
+def member_json(
+    registry: Registry,
+    *,
+    wan: bool = False,
+    node: str = "",
+    address: str = "",
+    node_id: str = "",
+    is_alive: bool = True,
+) -> wire.JSON:
+    """serf.Member; the WAN pool names members `<node>.<datacenter>` on 8302.
+
+    Without `node`: this agent. In cluster mode every agent is a member; a
+    gone one has Status 4 (serf's StatusFailed).
+    """
     config = registry.config
+    node = node or config.node
     return {
-        "Name": f"{config.node}.{config.datacenter}" if wan else config.node,
-        "Addr": config.advertise_address,
+        "Name": f"{node}.{config.datacenter}" if wan else node,
+        "Addr": address or config.advertise_address,
         "Port": 8302 if wan else 8301,
         "Tags": {
             "acls": "0",
-            "bootstrap": "1",
+            "bootstrap": "0" if registry.cluster is not None else "1",
             "build": f"{CONSUL_API_VERSION}:waypost-{__version__}",
             "dc": config.datacenter,
-            "id": registry.node_id,
+            "id": node_id or registry.node_id,
             "port": "8300",
             "raft_vsn": "3",
             "role": "consul",
@@ -71,7 +84,7 @@ def member_json(registry: Registry, *, wan: bool = False) -> wire.JSON:
             "vsn_min": "2",
             "wan_join_port": "8302",
         },
-        "Status": 1,
+        "Status": 1 if is_alive else 4,
         "ProtocolMin": 1,
         "ProtocolMax": 5,
         "ProtocolCur": 2,
@@ -139,6 +152,7 @@ async def self_(registry: Registry, request: Request) -> Response:
                     "store": registry.store.description,
                     "index": str(registry.catalog.index),
                     "uptime_seconds": f"{time.time() - registry.started_at:.3f}",
+                    "checks_running": str(registry.checks_running()),
                     **{name: str(count) for name, count in counts.items()},
                 },
                 "self_preservation": _strings(
@@ -164,7 +178,22 @@ def _strings(values: dict[str, object]) -> dict[str, str]:
 async def members(registry: Registry, request: Request) -> Response:
     # Consul: any non-empty ?wan= asks for the WAN pool (AgentMembers).
     wan = bool(request.get("wan"))
-    return json_response(filtering.apply(request, [member_json(registry, wan=wan)]))
+    cluster = registry.cluster
+    if cluster is None:
+        found = [member_json(registry, wan=wan)]
+    else:
+        found = [
+            member_json(
+                registry,
+                wan=wan,
+                node=agent.node,
+                address=agent.address,
+                node_id=agent.node_id,
+                is_alive=agent.is_alive,
+            )
+            for agent in cluster.agents()
+        ]
+    return json_response(filtering.apply(request, found))
 
 
 async def leave(registry: Registry, request: Request) -> Response:

@@ -76,6 +76,10 @@ async def answer(
 ) -> Response:
     """Wait if asked to, then render (or reuse) the query's response."""
     catalog = registry.catalog
+    consistency = _consistency(request)
+    if consistency == b"consistent":
+        # Cluster mode: first catch up with every write committed anywhere.
+        await registry.consistent()
     index = catalog.query_index(query.topics)
     wanted = request.integer("index")
     if wanted and index <= wanted:
@@ -84,7 +88,25 @@ async def answer(
         wait += random.uniform(0, wait / 16)  # Consul's jitter, spreads the herd
         await _wait_for_change(registry, query, wait)
         index = catalog.query_index(query.topics)
-    consistency = _consistency(request)
+    health = registry.store.health()
+    if not health.known_leader:
+        # The store is out of reach: answer from this replica, and say how
+        # stale it may be (never cached: the contact age grows).
+        rendered = query.render()
+        return Response(
+            rendered.status,
+            rendered.body,
+            [
+                *rendered.headers,
+                (b"x-consul-index", str(index).encode()),
+                (b"x-consul-knownleader", b"false"),
+                (
+                    b"x-consul-lastcontact",
+                    str(int(health.last_contact * 1000)).encode(),
+                ),
+                (b"x-consul-effective-consistency", consistency),
+            ],
+        )
     key = cache_key(request) + consistency
     generation = catalog.output_generation
     cached = cache.get(key, index, generation)

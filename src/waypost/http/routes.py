@@ -70,6 +70,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     # status
     ("/v1/status/leader", GET, status.leader),
     ("/v1/status/peers", GET, status.peers),
+    # operator
+    ("/v1/operator/raft/configuration", GET, status.raft_configuration),
 ]
 
 
