@@ -306,6 +306,10 @@ class Cluster:
         """The etcd members and which leads, cached for a second."""
         if time.monotonic() - self._view_at < ETCD_VIEW_TTL:
             return self._view
+        # A task of its own: the caller may be an inline handler (no task).
+        return await asyncio.get_running_loop().create_task(self._refresh_view())
+
+    async def _refresh_view(self) -> EtcdView:
         client = self.store.client
         try:
             listed = await client.member_list()

@@ -6,6 +6,7 @@ port; etcd is three real `etcd` processes (waypost.testing.EtcdCluster).
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -72,8 +73,10 @@ class Agents:
     def stop(self) -> None:
         for client in self.clients.values():
             client.close()
-        for agent in self.agents.values():
+        for name, agent in self.agents.items():
             agent.stop()
+            if os.environ.get("WAYPOST_TEST_LOGS"):
+                print(f"---- agent {name}\n{agent.log}")
 
     def __enter__(self) -> Agents:
         return self.start()

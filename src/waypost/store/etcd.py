@@ -462,6 +462,10 @@ class EtcdStore:
 
     async def sync(self) -> None:
         """`?consistent`: wait until the replica has every committed write."""
+        # A task of its own: the caller may be an inline handler (no task).
+        await asyncio.get_running_loop().create_task(self._sync())
+
+    async def _sync(self) -> None:
         try:
             revision = await self.current_revision(SYNC_WAIT)
         except EtcdError as exc:
@@ -616,9 +620,24 @@ class EtcdStore:
         compares = self._compares(plan)
         commit_id = self._new_commit_id()
         ops = self._ops(plan, commit_id)
-        future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Entry] = loop.create_future()
         self._commits[commit_id] = (plan, future)
         self._hold(plan)
+        # HTTP handlers may run outside any task (inline, until they first
+        # wait): the rest, with its timeouts, runs as a task of its own.
+        return await loop.create_task(
+            self._commit(plan, compares, ops, commit_id, future)
+        )
+
+    async def _commit(
+        self,
+        plan: Plan,
+        compares: list[Message],
+        ops: list[Message],
+        commit_id: bytes,
+        future: asyncio.Future[Entry],
+    ) -> Entry:
         try:
             revision = await self._transact(compares, ops, commit_id)
             if future.done():
