@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import resource
 import sys
 from pathlib import Path
@@ -239,3 +240,37 @@ def test_a_store_that_cannot_write_answers_503_and_serves_the_disk(
         assert bodies(snapshot(restarted.url)) == served
     finally:
         restarted.stop()
+
+
+def test_racing_cas_writes_on_a_durable_store_have_exactly_one_winner(
+    tmp_path: Path,
+) -> None:
+    """Plans made against the same state before either is durable: the store
+    refuses the stale ones, which plan again and see the CAS fail."""
+    agent = AgentProcess(dev=False, data_dir=tmp_path / "data").start()
+    try:
+        with httpx.Client(base_url=agent.url, timeout=10) as http:
+            assert http.put("/v1/kv/race", content=b"0").json() is True
+            index = http.get("/v1/kv/race").json()[0]["ModifyIndex"]
+
+        async def race() -> list[bool]:
+            limits = httpx.Limits(max_connections=40)
+            async with httpx.AsyncClient(
+                base_url=agent.url, limits=limits, timeout=30
+            ) as client:
+
+                async def attempt(n: int) -> bool:
+                    response = await client.put(
+                        f"/v1/kv/race?cas={index}", content=str(n).encode()
+                    )
+                    return bool(response.json())
+
+                return list(await asyncio.gather(*(attempt(n) for n in range(40))))
+
+        for _round in range(5):
+            results = asyncio.run(race())
+            assert results.count(True) == 1, results
+            with httpx.Client(base_url=agent.url, timeout=10) as http:
+                index = http.get("/v1/kv/race").json()[0]["ModifyIndex"]
+    finally:
+        agent.stop()
