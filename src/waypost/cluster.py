@@ -101,8 +101,9 @@ class Cluster:
         self.node = node
         self.lease_ttl = max(2, math.ceil(lease_ttl))
         self.lease_id = 0
-        self._ring = HashRing([self.node])
+        self._ring = HashRing()
         self._live: frozenset[str] = frozenset({self.node})
+        self._in_ring = False
         self._tasks: list[asyncio.Task[None]] = []
         self._writing: set[str] = set()
         self._view = EtcdView(members=[], is_current=False)
@@ -123,7 +124,7 @@ class Cluster:
     def owns(self, node: str, check_id: str) -> bool:
         if node == self.node:
             return True
-        if node in self._live:
+        if node in self._live or not self._in_ring:
             return False
         return self._ring.get(f"{node}\x00{check_id}") == self.node
 
@@ -131,19 +132,25 @@ class Cluster:
         return node == self.node
 
     def _rebuild(self) -> None:
-        live = frozenset(self.store.members) | {self.node}
-        if live == self._live and len(self._ring) == len(live):
+        """The ring over the members etcd has. This agent is in it only while
+        its own key is there: an agent whose lease expired (cut off for
+        longer than the lease) runs no one else's checks until it is back,
+        since the others have taken them over."""
+        members = frozenset(self.store.members)
+        live = members | {self.node}
+        self._in_ring = self.node in members
+        if live == self._live and len(self._ring) == len(members):
             return
         self._live = live
-        self._ring = HashRing(sorted(live))
+        self._ring = HashRing(sorted(members))
 
     def _members_changed(self) -> None:
-        before = self._live
+        before = (self._live, self._in_ring)
         self._rebuild()
-        if before == self._live:
+        if before == (self._live, self._in_ring):
             return
-        joined = sorted(self._live - before)
-        left = sorted(before - self._live)
+        joined = sorted(self._live - before[0])
+        left = sorted(before[0] - self._live)
         logger.info(
             "agents: %d live%s%s",
             len(self._live),
