@@ -21,6 +21,7 @@ HEARTBEATER = """
 import sys, time, httpx
 url, period, ids = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 with httpx.Client(base_url=url, timeout=5) as api:
+    print("ready", flush=True)
     while True:
         for check_id in ids:
             api.put(f"/v1/agent/check/pass/{check_id}")
@@ -52,8 +53,23 @@ def register_ttl(
 def heartbeat(
     agent: AgentProcess, period: float, sids: list[str]
 ) -> subprocess.Popen[bytes]:
+    """A client process passing the TTL checks of `sids` every `period` s.
+
+    Returns once it is ready to send: starting Python and importing httpx
+    takes longer than ¾ of a 1 s TTL on a loaded machine, and checks
+    registered before their heartbeats can start look like a fleet going
+    quiet (the brake engaged before the test began, 1 full run in 5).
+    Register the checks after this returns.
+    """
     args = [sys.executable, "-c", HEARTBEATER, agent.url, str(period)]
-    return subprocess.Popen([*args, *(f"service:{s}" for s in sids)])
+    process = subprocess.Popen(
+        [*args, *(f"service:{s}" for s in sids)], stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    ready = process.stdout.readline()
+    process.stdout.close()  # it says nothing more
+    assert ready == b"ready\n"
+    return process
 
 
 def passing_ids(api: httpx.Client, name: str) -> set[str]:
@@ -165,11 +181,11 @@ def test_partition_of_every_client_expires_nobody_and_a_crash_is_still_caught(
     within its TTL + 1 s."""
     sids = [f"p{i}" for i in range(FLEET)]
     with client(agent) as api:
-        for sid in sids:
-            register_ttl(api, "fleet", sid, TTL)
         fleet = heartbeat(agent, 0.3, sids[1:])
         lone = heartbeat(agent, 0.3, sids[:1])
         try:
+            for sid in sids:
+                register_ttl(api, "fleet", sid, TTL)
             fleet.send_signal(signal.SIGSTOP)
             lone.send_signal(signal.SIGSTOP)
             wait_until(lambda: brake(api)["Engaged"], timeout=5)
@@ -203,11 +219,11 @@ def test_partition_of_every_client_expires_nobody_and_a_crash_is_still_caught(
 def test_single_crash_is_caught_after_its_ttl(agent: AgentProcess) -> None:
     sids = [f"c{i}" for i in range(FLEET)]
     with client(agent) as api:
-        for sid in sids:
-            register_ttl(api, "crashy", sid, TTL)
         fleet = heartbeat(agent, 0.3, sids[1:])
         lone = heartbeat(agent, 0.3, sids[:1])
         try:
+            for sid in sids:
+                register_ttl(api, "crashy", sid, TTL)
             wait_until(lambda: passing_ids(api, "crashy") == set(sids), timeout=5)
             lone.kill()
             lone.wait()
@@ -220,8 +236,9 @@ def test_single_crash_is_caught_after_its_ttl(agent: AgentProcess) -> None:
             assert time.monotonic() - killed < 1.0 + SLACK
             assert str(brake(api)["Engagements"]) == "0"
         finally:
-            fleet.kill()
-            fleet.wait()
+            for process in (fleet, lone):
+                process.kill()
+                process.wait()
 
 
 def test_brake_switched_off_lets_a_partition_expire_everyone() -> None:

@@ -1294,6 +1294,12 @@ class TestAsyncClients:
 
         config = Config()
         stop = threading.Event()
+        # Every set the monitor read, in order. Upstream sleeps 50, 30 and
+        # 60 ms and then reads `config.nodes`; under load the monitor's query
+        # had not come back yet (1 full-suite run in 5). Here the body waits
+        # for the monitor's next reads instead, and asserts the same values.
+        reads: list[list[str]] = []
+        read = threading.Condition()
 
         def monitor() -> None:
             c.agent.service.register("foo", service_id="foo:1", check=Check.ttl("40ms"))
@@ -1301,21 +1307,31 @@ class TestAsyncClients:
             while not stop.is_set():
                 index, nodes = c.health.service("foo", index=index, passing=True)
                 config.nodes = [node["Service"]["ID"] for node in nodes]
+                with read:
+                    reads.append(config.nodes)
+                    read.notify_all()
+
+        def read_after(after: int, nodes: list[str]) -> int:
+            """Wait for a read, past the first `after`, of `nodes`; its position."""
+            with read:
+                found = read.wait_for(lambda: nodes in reads[after:], timeout=30)
+                assert found, (nodes, reads)
+                return reads.index(nodes, after)
 
         watcher = _Background(monitor)
         try:
             # give the monitor a chance to register the service
-            time.sleep(50 / 1000.0)
-            assert config.nodes == []
+            with read:
+                assert read.wait_for(lambda: reads, timeout=30)
+            assert reads[0] == []
 
             # ping the service's health check
+            start = len(reads)
             c.agent.check.ttl_pass("service:foo:1")
-            time.sleep(30 / 1000.0)
-            assert config.nodes == ["foo:1"]
+            passing = read_after(start, ["foo:1"])
 
             # the service should fail
-            time.sleep(60 / 1000.0)
-            assert config.nodes == []
+            read_after(passing + 1, [])
         finally:
             stop.set()
             # upstream's own last step; it also wakes the monitor's query
