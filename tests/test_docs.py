@@ -63,3 +63,5 @@ def test_the_readme_points_at_no_file_outside_the_repository() -> None:
     readme = (REPO / "README.md").read_text()
     assert "../" not in readme
     assert "ARCHITECTURE.md" in readme
+    for target in re.findall(r"\]\(([^)#:]+)\)", readme):  # relative links
+        assert (REPO / target).exists(), target
