@@ -7,7 +7,14 @@ import random
 import pytest
 
 from waypost.client import AsyncClient, Client, _base, _calls
-from waypost.client._base import Answer, raise_for_status, resolve_settings
+from waypost.client._base import (
+    Answer,
+    raise_for_status,
+    resolve_settings,
+    ssl_context,
+)
+from waypost.client._calls import leader_call
+from waypost.client._http11 import Origin, request_message
 from waypost.client.cache import Backoff, WatchState
 from waypost.client.model import Instance, InstanceSet
 from waypost.exceptions import (
@@ -72,9 +79,10 @@ def test_token_prefers_the_argument_then_the_environment() -> None:
     env = {"CONSUL_HTTP_TOKEN": "c", "WAYPOST_HTTP_TOKEN": "w"}
     assert resolve_settings(token="t", environ=env).token == "t"
     assert resolve_settings(environ=env).token == "w"
-    assert _base.httpx_options(resolve_settings(environ=env))["headers"] == {
-        "X-Consul-Token": "w"
-    }
+    settings = resolve_settings(environ=env)
+    origin = Origin(settings, ssl_context(settings))
+    message = request_message(origin, leader_call())
+    assert b"\r\nX-Consul-Token: w\r\n" in message
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """waypost's Python client: register, heartbeat, discover, pick.
 
-`Client` (blocking, httpx) and `AsyncClient` (asyncio, httpx) have the same
-methods; only `close` / `aclose` differ. Errors come from one tree, drawn in
+`Client` (blocking) and `AsyncClient` (asyncio) have the same methods; only
+`close` / `aclose` differ. Both speak HTTP/1.1 through `_http11.py`
+(httptools); the blocking modules are generated from the asyncio ones
+(scripts/unasync.py). Errors come from one tree, drawn in
 `waypost.exceptions`.
 """
 

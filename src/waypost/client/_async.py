@@ -1,28 +1,33 @@
-"""`AsyncClient`: the asyncio client over `httpx.AsyncClient`; heartbeats and
-watchers run as tasks.
+"""`AsyncClient`: the waypost (and Consul) HTTP API, for asyncio; heartbeats
+and watchers run as tasks.
 
-Only I/O lives here, as in `_sync.py`, with the same method names; what to
-send and what answers mean is shared in `_base.py` and `cache.py`. Every
-task has an owner (a registration or a watcher) that cancels it.
+Only I/O lives here; what to send and what answers mean is in `_base.py`,
+`_calls.py` and `cache.py`, shared by both clients. Every task has an owner
+(a registration or a watch feed) that stops it. `scripts/unasync.py`
+writes `_sync.py` from `_async.py`: edit `_async.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
-import httpx
-
 from waypost.client import _base, _calls
-from waypost.client._async_watch import AsyncCache, AsyncWatcher
+from waypost.client._async_io import (
+    SIGTERM_EXIT_CODE,
+    Background,
+    Event,
+    TerminationGuard,
+)
+from waypost.client._async_transport import AsyncConnectionPool
+from waypost.client._async_watch import AsyncCache, AsyncFeeds, AsyncWatcher
 from waypost.client._base import Call
 from waypost.client._calls import Registration
 from waypost.client._heartbeat import HeartbeatFailure, HeartbeatState
-from waypost.client._signals import SIGTERM_EXIT_CODE, cancel_on_sigterm
+from waypost.client._http11 import Origin, request_message
 from waypost.client.balancers import Balancer
 from waypost.client.cache import (
     DEFAULT_MAX_BACKOFF,
@@ -36,7 +41,6 @@ from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
     NotFound,
-    RegistryConnectError,
     RegistryUnavailable,
     WaypostError,
 )
@@ -48,23 +52,26 @@ logger = logging.getLogger("waypost.client")
 class AsyncClient:
     """The waypost (and Consul) HTTP API, for asyncio.
 
-    Same arguments and methods as `Client`; I/O methods are coroutines,
-    and `aclose()` replaces `close()`.
+    The blocking and the asyncio client have the same methods with the same
+    arguments, but for the one that closes the client (here `aclose()`).
 
     Args:
         address: `host:port` or a URL; else `WAYPOST_HTTP_ADDR`,
             `CONSUL_HTTP_ADDR`, then `127.0.0.1:8500`.
         token: ACL token; else `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`.
-        verify: TLS: False, True, or a CA bundle path.
+        verify: TLS: False, True (the system's CA store), or a CA bundle
+            path (else `WAYPOST_CACERT` / `CONSUL_CACERT`).
         cert: client certificate path, or (certificate, key) paths.
         timeout: seconds for one plain request.
-        max_connections: connection pool size (watchers have their own).
+        max_connections: requests in flight at once (kept-alive
+            connections); watch feeds have a connection each besides.
 
     Example::
 
         async with AsyncClient() as client:
             async with client.register("api", port=8080):
-                print((await client.instances("api", passing=True)).ids)
+                found = await client.instances("api", passing=True)
+                print(found.ids)
     """
 
     def __init__(
@@ -80,43 +87,36 @@ class AsyncClient:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
-        self._ssl_context = _base.ssl_context(self.settings)
-        self._http = self._make_http(max_connections)
+        self._origin = Origin(self.settings, _base.ssl_context(self.settings))
+        self._pool = AsyncConnectionPool(self._origin, max_connections)
+        self._feeds = AsyncFeeds(self)
         self._cache: AsyncCache | None = None
-
-    def _make_http(self, max_connections: int) -> httpx.AsyncClient:
-        transport = httpx.AsyncHTTPTransport(
-            **_base.transport_options(self._ssl_context, max_connections)  # type: ignore[arg-type]
-        )
-        return httpx.AsyncClient(
-            transport=transport,
-            **_base.httpx_options(self.settings),  # type: ignore[arg-type]
-        )
+        self._lock = threading.Lock()
 
     @property
     def address(self) -> str:
         """The registry's `host:port`."""
         return self.settings.address
 
-    async def _run(self, call: Call[T]) -> T:
-        settings = self.settings
-        with _base.mapped_transport_errors(settings):
-            response = await self._http.request(
-                call.method,
-                call.path,
-                params=tuple(call.params),
-                content=call.body,
-                timeout=call.timeout(settings),
-            )
-        return call.finish(_base.answer_from(response))
+    async def _run(self, call: Call[T], pool: AsyncConnectionPool | None = None) -> T:
+        """Send `call` (on `pool`, default the client's) and decode its answer."""
+        message = request_message(self._origin, call)
+        timeout = call.timeout(self.settings)
+        answer = await (pool or self._pool).send(message, timeout)
+        return call.finish(answer)
+
+    def _long_poll_pool(self) -> AsyncConnectionPool:
+        """A connection of its own for one blocking-query loop."""
+        return AsyncConnectionPool(self._origin, 1)
 
     # -- lifecycle ----------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Stop the cache's watchers and close the connections."""
+        """Stop the cache's watchers and every watch feed; close connections."""
         if self._cache is not None:
             await self._cache.aclose()
-        await self._http.aclose()
+        await self._feeds.aclose()
+        await self._pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -148,10 +148,13 @@ class AsyncClient:
     ) -> AsyncServiceRegistration:
         """A registration for the lifetime of an `async with` block.
 
-        As `Client.register`, with heartbeats as a task; SIGTERM (when no
-        one else handles it) cancels the task that entered the block, which
-        deregisters and exits with status 0. Nothing is sent until the
-        block is entered (or `start()` awaited); one never started warns.
+        Entering registers the instance with a passing TTL check and starts
+        heartbeats every TTL/3 as a task; if the registry forgets it
+        (restart, reaped) the next heartbeat registers it again. Leaving
+        deregisters. SIGTERM leaves the block too, when nothing else
+        handles it, and the process then exits with status 0. Nothing is
+        sent until the block is entered (or `await start()` is called): one
+        never started warns (`RuntimeWarning`) when it is garbage-collected.
 
         Args:
             name: the service name.
@@ -165,7 +168,8 @@ class AsyncClient:
                 long critical (DeregisterCriticalServiceAfter).
             on_heartbeat_failure: called as `(registration, error)` in the
                 heartbeat task after each failed heartbeat; must not block.
-            handle_sigterm: turn SIGTERM into a clean exit.
+            handle_sigterm: turn SIGTERM into a clean exit (main thread
+                only, and only if SIGTERM has no handler yet).
         """
         registration = _calls.make_registration(
             name,
@@ -200,7 +204,8 @@ class AsyncClient:
     ) -> str:
         """Register once, without heartbeats; return the service ID.
 
-        Args are those of `register()`.
+        Args are those of `register()`; with a `ttl`, the check starts
+        passing and turns critical unless someone calls `pass_check()`.
         """
         registration = _calls.make_registration(
             name,
@@ -274,8 +279,9 @@ class AsyncClient:
             tags: only instances with all of these tags.
             index: block until the registry's index passes this one.
             wait: how long to block (with `index`), e.g. `"30s"`.
-            cached: answer from `self.cache`; when the registry is
-                unreachable this is the last known set, with `is_stale` set.
+            cached: answer from `self.cache` (a watcher kept up to date by
+                blocking queries); when the registry is unreachable this is
+                the last known set, with `is_stale` set.
         """
         if cached:
             if index is not None:
@@ -302,6 +308,9 @@ class AsyncClient:
         """An `AsyncWatcher` that keeps a service's latest set in memory.
 
         Use it with `async with` (or `await start()` / `await stop()`).
+        Watchers of one client that watch the same query (name, passing,
+        tags, wait and backoff) share one blocking query and one decoded
+        answer; each keeps its own balancer and callback.
 
         Args:
             name, passing, tags: the query, as in `instances()`.
@@ -324,9 +333,10 @@ class AsyncClient:
     @property
     def cache(self) -> AsyncCache:
         """Watchers shared by `instances(cached=True)`, one per query."""
-        if self._cache is None:
-            self._cache = AsyncCache(self)
-        return self._cache
+        with self._lock:
+            if self._cache is None:
+                self._cache = AsyncCache(self)
+            return self._cache
 
     # -- agent, status ------------------------------------------------------
 
@@ -393,9 +403,9 @@ class AsyncServiceRegistration:
         self.registration = registration
         self.heartbeat = HeartbeatState(registration, on_heartbeat_failure)
         self._handle_sigterm = handle_sigterm
-        self._task: asyncio.Task[None] | None = None
-        self._undo_signal: Callable[[], None] | None = None
-        self._terminated: list[bool] = []
+        self._stopping = Event()
+        self._task: Background | None = None
+        self._guard = TerminationGuard()
 
     @property
     def service_id(self) -> str:
@@ -406,7 +416,10 @@ class AsyncServiceRegistration:
         return self.registration.check_id
 
     async def start(self) -> Self:
-        """Register and start heartbeats (see `ServiceRegistration.start`).
+        """Register and start heartbeats.
+
+        If the registry cannot be reached now, the failure is reported and
+        the heartbeats keep trying: the instance registers when it is back.
 
         Raises:
             RequestRejected: the registry refused the registration.
@@ -416,9 +429,10 @@ class AsyncServiceRegistration:
             await self.client._run(self.heartbeat.register_call())
         except RegistryUnavailable as exc:
             self.heartbeat.failed(exc)
-        if self.registration.ttl is not None:
-            self._task = asyncio.create_task(
-                self._beat_forever(), name=f"waypost-heartbeat-{self.service_id}"
+        if self.registration.ttl is not None and self._task is None:
+            self._stopping.clear()
+            self._task = Background(
+                self._beat_forever, name=f"waypost-heartbeat-{self.service_id}"
             )
         return self
 
@@ -426,12 +440,7 @@ class AsyncServiceRegistration:
         """One heartbeat now; register again if the registry lost us."""
         try:
             try:
-                try:
-                    await self.client._run(self.heartbeat.pass_call())
-                except RegistryConnectError:
-                    # Once more at once: the first request on a kept-alive
-                    # connection to a registry that restarted fails.
-                    await self.client._run(self.heartbeat.pass_call())
+                await self.client._run(self.heartbeat.pass_call())
             except NotFound:
                 self.heartbeat.lost()
                 await self.client._run(self.heartbeat.register_call())
@@ -442,17 +451,15 @@ class AsyncServiceRegistration:
         return True
 
     async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.registration.heartbeat_interval)
+        while not await self._stopping.wait(self.registration.heartbeat_interval):
             await self.beat()
 
     async def stop(self, deregister: bool = True) -> None:
         """Stop heartbeats and deregister; a failure to deregister is logged."""
         self.heartbeat.state = "stopped"
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
         if not deregister:
             return
@@ -473,11 +480,8 @@ class AsyncServiceRegistration:
 
     async def __aenter__(self) -> Self:
         await self.start()
-        task = asyncio.current_task()
-        if self._handle_sigterm and task is not None:
-            self._undo_signal = cancel_on_sigterm(
-                asyncio.get_running_loop(), task, self._terminated
-            )
+        if self._handle_sigterm:
+            self._guard.install()
         return self
 
     async def __aexit__(
@@ -486,10 +490,8 @@ class AsyncServiceRegistration:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._undo_signal is not None:
-            self._undo_signal()
-            self._undo_signal = None
+        self._guard.uninstall()
         await self.stop()
-        if self._terminated:
-            # SIGTERM cancelled the block: deregistered, now a clean exit.
+        if self._guard.fired:
+            # SIGTERM ended the block: deregistered, now a clean exit.
             raise SystemExit(SIGTERM_EXIT_CODE)

@@ -1,20 +1,24 @@
 """`AsyncWatcher` and `AsyncCache`: discovery kept in memory by blocking
-queries, one task and one lean connection (`_longpoll.py`) per watcher.
+queries, one feed per distinct query.
 
-The policy (index, backoff, staleness) is `cache.WatchState`; this module
-runs the loop.
+A feed (`AsyncFeed`) is one blocking-query loop on a connection of its own;
+every watcher of the same query on one client subscribes to it, so a
+thousand watchers of one service cost one request and one decode per change.
+Each watcher keeps its own balancer and `on_change`. The policy (index,
+backoff, staleness) is `cache.WatchState`; this module runs the loop.
+`scripts/unasync.py` writes `_sync_watch.py` from `_async_watch.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from waypost.client._longpoll import LongPoll
+from waypost.client._async_io import Background, Condition, Event, Lock
 from waypost.client.balancers import Balancer, RoundRobin
 from waypost.client.cache import (
     DEFAULT_MAX_BACKOFF,
@@ -22,6 +26,7 @@ from waypost.client.cache import (
     DEFAULT_WATCH_WAIT,
     FIRST_ANSWER_TIMEOUT,
     CacheKey,
+    FeedKey,
     OnChange,
     WatchState,
     cache_key,
@@ -34,9 +39,113 @@ if TYPE_CHECKING:
 logger = logging.getLogger("waypost.client")
 
 
+class AsyncFeed:
+    """One blocking-query loop, shared by the watchers of one query.
+
+    Runs while it has subscribers. Each new answer reaches every subscriber
+    (`AsyncWatcher._deliver`) in the feed's task, then wakes `wait_for`.
+    """
+
+    def __init__(self, client: AsyncClient, state: WatchState) -> None:
+        self.client = client
+        self.state = state
+        self.watchers: list[AsyncWatcher] = []
+        #: Bumped by each published set; watchers skip what they have seen.
+        self.version = 0
+        self.answered = Event()
+        self.changed = Condition()
+        self._stopping = Event()
+        self._pool = client._long_poll_pool()
+        self._task: Background | None = None
+
+    def start(self) -> None:
+        self._task = Background(self._run, name=f"waypost-watch-{self.state.name}")
+
+    async def stop(self) -> None:
+        """End the loop, its blocked query included, at once."""
+        self._stopping.set()
+        self._pool.interrupt()
+        if self._task is not None:
+            await self._task.stop()
+            self._task = None
+
+    async def _run(self) -> None:
+        state = self.state
+        while not self._stopping.is_set():
+            call = state.next_call()
+            try:
+                answer = await self.client._run(call, self._pool)
+            except Exception as exc:  # the loop's boundary: log, back off
+                if self._stopping.is_set():
+                    break
+                delay, became_stale = state.failed(exc)
+                if became_stale:
+                    logger.warning(
+                        "watch %r: registry unreachable, serving the last set: %s",
+                        state.name,
+                        exc,
+                    )
+                    await self._publish(is_fresh=False)
+                self.answered.set()
+                await self._stopping.wait(delay)
+                continue
+            if self._stopping.is_set():
+                break
+            if state.succeeded(answer):
+                await self._publish(is_fresh=True)
+            self.answered.set()
+
+    async def _publish(self, *, is_fresh: bool) -> None:
+        self.version += 1
+        version, current = self.version, self.state.current
+        for watcher in list(self.watchers):
+            watcher._deliver(version, current, is_fresh=is_fresh)
+        await self.changed.notify_all()
+
+
+class AsyncFeeds:
+    """A client's feeds, one per distinct query; a feed ends with its last
+    watcher."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._feeds: dict[FeedKey, AsyncFeed] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(self, watcher: AsyncWatcher) -> AsyncFeed:
+        """The running feed of the watcher's query, started if needed."""
+        key = watcher.state.feed_key()
+        with self._lock:
+            feed = self._feeds.get(key)
+            if feed is None:
+                feed = self._feeds[key] = AsyncFeed(self._client, watcher.state)
+                feed.start()
+            feed.watchers.append(watcher)
+        return feed
+
+    async def unsubscribe(self, watcher: AsyncWatcher, feed: AsyncFeed) -> None:
+        """Drop the watcher; stop the feed if it was the last one."""
+        with self._lock:
+            if watcher in feed.watchers:
+                feed.watchers.remove(watcher)
+            if feed.watchers:
+                return
+            key = feed.state.feed_key()
+            if self._feeds.get(key) is feed:
+                del self._feeds[key]
+        await feed.stop()
+
+    async def aclose(self) -> None:
+        """Stop every feed."""
+        with self._lock:
+            feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            await feed.stop()
+
+
 class AsyncWatcher:
     """Keeps one query's latest instance set in memory, fed by blocking
-    queries in a task; see `AsyncClient.watch`.
+    queries in the background; see `AsyncClient.watch`.
 
     When the registry is unreachable it keeps serving the last set it had,
     with `is_stale` set, and retries with backoff and jitter.
@@ -55,11 +164,9 @@ class AsyncWatcher:
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.balancer.service = state.name  # named when nothing can be picked
         self.on_change = on_change
-        self._task: asyncio.Task[None] | None = None
-        # A connection of its own, without httpx: see _longpoll.py.
-        self._poll = LongPoll(client.settings, client._ssl_context)
-        self._answered = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._feed: AsyncFeed | None = None
+        self._seen = 0
+        self._delivering = threading.Lock()
 
     # -- reading ------------------------------------------------------------
 
@@ -92,41 +199,39 @@ class AsyncWatcher:
     async def wait_for(
         self,
         predicate: Callable[[InstanceSet], object],
-        timeout: float,  # noqa: ASYNC109 - the sync twin's signature
+        timeout: float,  # noqa: ASYNC109 - the blocking twin's signature
     ) -> InstanceSet:
         """Wait until `predicate(set)` is true; TimeoutError otherwise."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(
-                lambda: self.state.has_answer and predicate(self.state.current)
-            )
+        feed = self._feed
+        if feed is None:
+            raise RuntimeError(f"watch {self.state.name!r}: start it first")
+        if not await feed.changed.wait_for(
+            lambda: self.state.has_answer and predicate(self.state.current), timeout
+        ):
+            raise TimeoutError(f"{self.state.name}: condition not met")
         return self.state.current
 
     # -- running ------------------------------------------------------------
 
     async def start(
         self,
-        timeout: float = FIRST_ANSWER_TIMEOUT,  # noqa: ASYNC109 - the sync twin's
+        timeout: float = FIRST_ANSWER_TIMEOUT,  # noqa: ASYNC109 - the twin's
     ) -> Self:
-        """Start the task and wait (up to `timeout`) for a first outcome."""
-        if self._task is not None:
+        """Join the query's feed and wait (up to `timeout`) for a first outcome."""
+        if self._feed is not None:
             return self
-        self._task = asyncio.create_task(
-            self._run(), name=f"waypost-watch-{self.state.name}"
-        )
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._answered.wait()
+        feed = self.client._feeds.subscribe(self)
+        self._feed, self.state = feed, feed.state
+        if feed.state.has_answer:  # a feed that ran before this watcher came
+            self._deliver(feed.version, feed.state.current, is_fresh=True)
+        await feed.answered.wait(timeout)
         return self
 
     async def stop(self) -> None:
-        """Cancel the task, ending its blocked query."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-        self._poll.close()
+        """Leave the feed; the last watcher to leave ends its blocked query."""
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            await self.client._feeds.unsubscribe(self, feed)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -139,38 +244,20 @@ class AsyncWatcher:
     ) -> None:
         await self.stop()
 
-    async def _run(self) -> None:
-        state = self.state
-        while True:
-            call = state.next_call()
+    def _deliver(self, version: int, current: InstanceSet, *, is_fresh: bool) -> None:
+        """Feed this watcher's balancer and callback, once per version."""
+        with self._delivering:
+            if version <= self._seen:
+                return
+            self._seen = version
+            if is_fresh:
+                self.balancer.update(current.instances)
+            if self.on_change is None:
+                return
             try:
-                answer = await self._poll.send(call)
-            except Exception as exc:  # the loop's boundary: log, back off
-                delay, became_stale = state.failed(exc)
-                if became_stale:
-                    logger.warning(
-                        "watch %r: registry unreachable, serving the last set: %s",
-                        state.name,
-                        exc,
-                    )
-                    await self._publish()
-                self._answered.set()
-                await asyncio.sleep(delay)
-                continue
-            if state.succeeded(answer):
-                self.balancer.update(answer.instances)
-                await self._publish()
-            self._answered.set()
-
-    async def _publish(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-        if self.on_change is None:
-            return
-        try:
-            self.on_change(self.state.current)
-        except Exception:
-            logger.exception("watch %r: on_change callback raised", self.state.name)
+                self.on_change(current)
+            except Exception:
+                logger.exception("watch %r: on_change callback raised", self.state.name)
 
 
 class AsyncCache:
@@ -186,7 +273,7 @@ class AsyncCache:
         self.min_backoff = DEFAULT_MIN_BACKOFF
         self.max_backoff = DEFAULT_MAX_BACKOFF
         self._watchers: dict[CacheKey, AsyncWatcher] = {}
-        self._lock = asyncio.Lock()
+        self._lock = Lock()
 
     async def watcher(
         self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
@@ -221,6 +308,7 @@ class AsyncCache:
 
     async def aclose(self) -> None:
         """Stop every watcher."""
-        watchers, self._watchers = list(self._watchers.values()), {}
+        async with self._lock:
+            watchers, self._watchers = list(self._watchers.values()), {}
         for watcher in watchers:
             await watcher.stop()

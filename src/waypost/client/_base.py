@@ -6,14 +6,13 @@ builds one per endpoint); `Client` and `AsyncClient` only move the bytes.
 
 from __future__ import annotations
 
-import contextlib
+import ipaddress
 import os
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 from urllib.parse import quote
 
-import httpx
 import msgspec
 
 from waypost.durations import parse_duration
@@ -23,7 +22,6 @@ from waypost.exceptions import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
-    RegistryConnectError,
     RegistryServerError,
     RequestRejected,
     UriTooLong,
@@ -42,6 +40,9 @@ CLIENT_KEY_ENV = ("WAYPOST_CLIENT_KEY", "CONSUL_CLIENT_KEY")
 
 #: Seconds a plain request may take; blocking queries add their wait to it.
 DEFAULT_TIMEOUT = 10.0
+
+#: What a request accepts unless its `Call` asks for more.
+JSON_ACCEPT = b"application/json"
 
 JSONValue = object
 
@@ -112,7 +113,7 @@ def _parse_address(raw: str, default_scheme: str) -> tuple[str, str]:
     """`(scheme, host:port)` of an address, or InvalidAddress saying what is wrong.
 
     Checked here, before any request, so a typo is a clear error of its own
-    rather than httpx's `InvalidURL` or a connection error.
+    rather than a connection error.
     """
     scheme, sep, rest = raw.partition("://")
     if not sep:
@@ -127,31 +128,53 @@ def _parse_address(raw: str, default_scheme: str) -> tuple[str, str]:
         raise InvalidAddress(
             f"invalid registry address {raw!r}: the IPv6 address has no closing ']'"
         )
-    try:
-        url = httpx.URL(f"{scheme}://{rest}")
-    except httpx.InvalidURL as exc:
-        raise InvalidAddress(
-            f"invalid registry address {raw!r}: {exc}; expected HOST:PORT or a URL"
-        ) from None
-    if not url.host:
-        raise InvalidAddress(f"invalid registry address {raw!r}: it has no host")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise InvalidAddress(
-            f"invalid registry address {raw!r}: port {url.port} is not 1-65535"
-        )
+    problem = _authority_problem(rest.split("/", 1)[0].rpartition("@")[2])
+    if problem:
+        raise InvalidAddress(f"invalid registry address {raw!r}: {problem}")
     return scheme.lower(), rest
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """One SSLContext per client, shared by all its connection pools.
+_BAD_HOST_CHARACTERS = frozenset(' \t\n\r<>"{}|\\^`%')
 
-    Built once because loading a CA bundle costs milliseconds and memory,
-    and each watcher has a pool of its own. httpx 0.28 deprecates
-    `verify=<path>` and `cert=`, so a CA file and a client certificate go
-    into the context here.
+
+def _authority_problem(authority: str) -> str:
+    """What is wrong with `host[:port]`, or "" when nothing is."""
+    expected = "; expected HOST:PORT or a URL"
+    if authority.startswith("["):
+        host, _, after = authority[1:].partition("]")
+        if after and not after.startswith(":"):
+            return f"unexpected {after!r} after the IPv6 address{expected}"
+        has_port, port = bool(after), after[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv6 address{expected}"
+    else:
+        host, colon, port = authority.partition(":")
+        has_port = bool(colon)
+        if ":" in port:
+            return f"Invalid port: {port!r} (an IPv6 address goes in []){expected}"
+        if _BAD_HOST_CHARACTERS.intersection(host):
+            return f"Invalid host: {host!r}{expected}"
+    if not host:
+        return "it has no host"
+    if has_port:
+        if not port.isdigit():
+            return f"Invalid port: {port!r}{expected}"
+        if not 0 < int(port) < 65536:
+            return f"port {int(port)} is not 1-65535"
+    return ""
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """One SSLContext per client, shared by all its connections.
+
+    Built once because loading a CA bundle costs milliseconds and memory.
+    `verify=True` trusts the system's CA store (as urllib3 and aiohttp do);
+    a path trusts that bundle only; False checks nothing.
     """
     if settings.verify is True:
-        context = httpx.create_ssl_context()
+        context = ssl.create_default_context()
     elif settings.verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -165,43 +188,6 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def httpx_options(settings: Settings) -> dict[str, object]:
-    """Keyword arguments shared by `httpx.Client` and `httpx.AsyncClient`."""
-    headers = {"X-Consul-Token": settings.token} if settings.token else {}
-    return {
-        "base_url": settings.base_url,
-        "headers": headers,
-        "timeout": settings.timeout,
-        "trust_env": False,
-    }
-
-
-def transport_options(
-    context: ssl.SSLContext, max_connections: int
-) -> dict[str, object]:
-    """Keyword arguments for `httpx.HTTPTransport` / `AsyncHTTPTransport`."""
-    return {
-        "verify": context,
-        "trust_env": False,
-        "limits": httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-        ),
-    }
-
-
-@contextlib.contextmanager
-def mapped_transport_errors(settings: Settings) -> Iterator[None]:
-    """httpx's transport errors → `RegistryConnectError`, cause kept."""
-    try:
-        yield
-    except httpx.TransportError as exc:
-        raise RegistryConnectError(
-            f"cannot reach the registry at {settings.address}: "
-            f"{type(exc).__name__}: {exc or 'no answer'}"
-        ) from exc
-
-
 # ------------------------------------------------------------------ calls
 
 
@@ -211,6 +197,7 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
     status: int
     body: bytes
     index: int = 0
+    content_type: bytes = b""
 
 
 _STATUS_ERRORS: dict[int, type[RequestRejected]] = {
@@ -245,9 +232,12 @@ class Call(Generic[T]):
         wait: seconds the registry may hold the request (blocking query).
         limit: at most this many seconds, whatever the client's timeout
             (a heartbeat must not outlive its interval).
+        accept: the `Accept` header's value (the compact answer is asked
+            for here; `decode` must read whatever comes back).
     """
 
     __slots__ = (
+        "accept",
         "body",
         "decode",
         "limit",
@@ -269,7 +259,9 @@ class Call(Generic[T]):
         missing: Callable[[Answer], T] | None = None,
         wait: float = 0.0,
         limit: float | None = None,
+        accept: bytes = JSON_ACCEPT,
     ) -> None:
+        self.accept = accept
         self.method = method
         self.path = path
         self.params = list(params)
@@ -289,15 +281,6 @@ class Call(Generic[T]):
             return self.missing(answer)
         raise_for_status(answer, f"{self.method} {self.path}")
         return self.decode(answer)
-
-
-def answer_from(response: httpx.Response) -> Answer:
-    raw = response.headers.get("x-consul-index", "")
-    return Answer(
-        status=response.status_code,
-        body=response.content,
-        index=int(raw) if raw.isdigit() else 0,
-    )
 
 
 def _segment(value: str, what: str) -> str:

@@ -2,12 +2,13 @@
 
 Installed only where nobody else handles SIGTERM (its handler is still the
 default) and only from the main thread, so it never takes the signal away
-from uvicorn, gunicorn or an application's own handler.
+from uvicorn, gunicorn or an application's own handler. The registrations'
+guards (`TerminationGuard` in `_async_io.py` / `_sync_io.py`) use the same
+rule.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from types import FrameType
 SIGTERM_EXIT_CODE = 0
 
 
-def _is_unhandled() -> bool:
+def is_unhandled() -> bool:
+    """True in the main thread while SIGTERM still has its default handler."""
     return (
         threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -29,7 +31,7 @@ def exit_on_sigterm() -> Callable[[], None] | None:
 
     `with` blocks unwind (and deregister) as they would on Ctrl-C.
     """
-    if not _is_unhandled():
+    if not is_unhandled():
         return None
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -40,27 +42,5 @@ def exit_on_sigterm() -> Callable[[], None] | None:
     def undo() -> None:
         if signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    return undo
-
-
-def cancel_on_sigterm(
-    loop: asyncio.AbstractEventLoop, task: asyncio.Task[object], fired: list[bool]
-) -> Callable[[], None] | None:
-    """Make SIGTERM cancel `task` (and note it in `fired`); return the undo."""
-    if not _is_unhandled():
-        return None
-
-    def on_signal() -> None:
-        fired.append(True)
-        task.cancel()
-
-    try:
-        loop.add_signal_handler(signal.SIGTERM, on_signal)
-    except (NotImplementedError, RuntimeError):  # not a Unix loop
-        return None
-
-    def undo() -> None:
-        loop.remove_signal_handler(signal.SIGTERM)
 
     return undo

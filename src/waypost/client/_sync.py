@@ -1,28 +1,34 @@
-"""`Client`: the blocking client over `httpx.Client`; heartbeats and watchers
-run on threads.
+# Generated from _async.py by scripts/unasync.py: do not edit.
+"""`Client`: the waypost (and Consul) HTTP API, blocking; heartbeats
+and watchers run on threads.
 
-Only I/O lives here: requests, threads, sleeps. What to send and what the
-answers mean is in `_base.py` and `cache.py`, shared with `AsyncClient`.
-Never starts an event loop.
+Only I/O lives here; what to send and what answers mean is in `_base.py`,
+`_calls.py` and `cache.py`, shared by both clients. Every thread has an owner
+(a registration or a watch feed) that stops it. `scripts/unasync.py`
+writes `_sync.py` from `_async.py`: edit `_async.py`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
-import httpcore
-import httpx
-
 from waypost.client import _base, _calls
-from waypost.client._base import Call, Settings
+from waypost.client._base import Call
 from waypost.client._calls import Registration
 from waypost.client._heartbeat import HeartbeatFailure, HeartbeatState
-from waypost.client._signals import exit_on_sigterm
-from waypost.client._sync_watch import Cache, Watcher
+from waypost.client._http11 import Origin, request_message
+from waypost.client._sync_io import (
+    SIGTERM_EXIT_CODE,
+    Background,
+    Event,
+    TerminationGuard,
+)
+from waypost.client._sync_transport import ConnectionPool
+from waypost.client._sync_watch import Cache, Feeds, Watcher
 from waypost.client.balancers import Balancer
 from waypost.client.cache import (
     DEFAULT_MAX_BACKOFF,
@@ -36,7 +42,6 @@ from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
     NotFound,
-    RegistryConnectError,
     RegistryUnavailable,
     WaypostError,
 )
@@ -45,36 +50,29 @@ T = TypeVar("T")
 logger = logging.getLogger("waypost.client")
 
 
-def _send(http: httpx.Client, settings: Settings, call: Call[T]) -> T:
-    with _base.mapped_transport_errors(settings):
-        response = http.request(
-            call.method,
-            call.path,
-            params=tuple(call.params),
-            content=call.body,
-            timeout=call.timeout(settings),
-        )
-    return call.finish(_base.answer_from(response))
-
-
 class Client:
     """The waypost (and Consul) HTTP API, blocking.
+
+    The blocking and the asyncio client have the same methods with the same
+    arguments, but for the one that closes the client (here `close()`).
 
     Args:
         address: `host:port` or a URL; else `WAYPOST_HTTP_ADDR`,
             `CONSUL_HTTP_ADDR`, then `127.0.0.1:8500`.
         token: ACL token; else `WAYPOST_HTTP_TOKEN` / `CONSUL_HTTP_TOKEN`.
-        verify: TLS: False, True, or a CA bundle path (else
-            `WAYPOST_CACERT` / `CONSUL_CACERT`).
+        verify: TLS: False, True (the system's CA store), or a CA bundle
+            path (else `WAYPOST_CACERT` / `CONSUL_CACERT`).
         cert: client certificate path, or (certificate, key) paths.
         timeout: seconds for one plain request.
-        max_connections: connection pool size.
+        max_connections: requests in flight at once (kept-alive
+            connections); watch feeds have a connection each besides.
 
     Example::
 
         with Client() as client:
             with client.register("api", port=8080):
-                print(client.instances("api", passing=True).ids)
+                found = client.instances("api", passing=True)
+                print(found.ids)
     """
 
     def __init__(
@@ -90,41 +88,36 @@ class Client:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
-        self._ssl_context = _base.ssl_context(self.settings)
-        self._http = self._make_http(max_connections)
+        self._origin = Origin(self.settings, _base.ssl_context(self.settings))
+        self._pool = ConnectionPool(self._origin, max_connections)
+        self._feeds = Feeds(self)
         self._cache: Cache | None = None
         self._lock = threading.Lock()
-
-    def _make_http(
-        self, max_connections: int, backend: httpcore.NetworkBackend | None = None
-    ) -> httpx.Client:
-        transport = httpx.HTTPTransport(
-            **_base.transport_options(self._ssl_context, max_connections)  # type: ignore[arg-type]
-        )
-        if backend is not None:
-            # httpx has no public hook for the network backend; watchers need
-            # one to close a socket blocked in a long poll from another thread.
-            transport._pool._network_backend = backend
-        return httpx.Client(
-            transport=transport,
-            **_base.httpx_options(self.settings),  # type: ignore[arg-type]
-        )
 
     @property
     def address(self) -> str:
         """The registry's `host:port`."""
         return self.settings.address
 
-    def _run(self, call: Call[T], http: httpx.Client | None = None) -> T:
-        return _send(http or self._http, self.settings, call)
+    def _run(self, call: Call[T], pool: ConnectionPool | None = None) -> T:
+        """Send `call` (on `pool`, default the client's) and decode its answer."""
+        message = request_message(self._origin, call)
+        timeout = call.timeout(self.settings)
+        answer = (pool or self._pool).send(message, timeout)
+        return call.finish(answer)
+
+    def _long_poll_pool(self) -> ConnectionPool:
+        """A connection of its own for one blocking-query loop."""
+        return ConnectionPool(self._origin, 1)
 
     # -- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the cache's watchers and close the connections."""
+        """Stop the cache's watchers and every watch feed; close connections."""
         if self._cache is not None:
             self._cache.close()
-        self._http.close()
+        self._feeds.close()
+        self._pool.close()
 
     def __enter__(self) -> Self:
         return self
@@ -154,15 +147,15 @@ class Client:
         on_heartbeat_failure: HeartbeatFailure | None = None,
         handle_sigterm: bool = True,
     ) -> ServiceRegistration:
-        """A registration for the lifetime of a `with` block.
+        """A registration for the lifetime of an `with` block.
 
         Entering registers the instance with a passing TTL check and starts
         heartbeats every TTL/3 on a thread; if the registry forgets it
         (restart, reaped) the next heartbeat registers it again. Leaving
         deregisters. SIGTERM leaves the block too, when nothing else
-        handles it. Nothing is sent until the block is entered (or
-        `start()` is called): one never started warns (`RuntimeWarning`)
-        when it is garbage-collected.
+        handles it, and the process then exits with status 0. Nothing is
+        sent until the block is entered (or `start()` is called): one
+        never started warns (`RuntimeWarning`) when it is garbage-collected.
 
         Args:
             name: the service name.
@@ -174,10 +167,10 @@ class Client:
             ttl: TTL of the heartbeat check (`"10s"` or seconds).
             deregister_after: let the registry reap the instance after this
                 long critical (DeregisterCriticalServiceAfter).
-            on_heartbeat_failure: called as `(registration, error)` on the
+            on_heartbeat_failure: called as `(registration, error)` in the
                 heartbeat thread after each failed heartbeat; must not block.
-            handle_sigterm: turn SIGTERM into SystemExit (main thread only,
-                and only if SIGTERM has no handler yet).
+            handle_sigterm: turn SIGTERM into a clean exit (main thread
+                only, and only if SIGTERM has no handler yet).
         """
         registration = _calls.make_registration(
             name,
@@ -313,15 +306,18 @@ class Client:
         min_backoff: float = DEFAULT_MIN_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> Watcher:
-        """A `Watcher` that keeps a service's latest set in memory.
+        """An `Watcher` that keeps a service's latest set in memory.
 
-        Use it as a context manager (or `start()` / `stop()`).
+        Use it with `with` (or `start()` / `stop()`).
+        Watchers of one client that watch the same query (name, passing,
+        tags, wait and backoff) share one blocking query and one decoded
+        answer; each keeps its own balancer and callback.
 
         Args:
             name, passing, tags: the query, as in `instances()`.
             balancer: what `pick()` uses; default `RoundRobin()`.
             on_change: called with each new `InstanceSet` (and when it turns
-                stale) on the watcher's thread; must not block.
+                stale) in the watcher's thread; must not block.
             wait: how long each blocking query may be held.
             min_backoff, max_backoff: retry delays while unreachable.
         """
@@ -408,9 +404,9 @@ class ServiceRegistration:
         self.registration = registration
         self.heartbeat = HeartbeatState(registration, on_heartbeat_failure)
         self._handle_sigterm = handle_sigterm
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._undo_signal: Callable[[], None] | None = None
+        self._stopping = Event()
+        self._task: Background | None = None
+        self._guard = TerminationGuard()
 
     @property
     def service_id(self) -> str:
@@ -434,28 +430,18 @@ class ServiceRegistration:
             self.client._run(self.heartbeat.register_call())
         except RegistryUnavailable as exc:
             self.heartbeat.failed(exc)
-        if self._handle_sigterm:
-            self._undo_signal = exit_on_sigterm()
-        if self.registration.ttl is not None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._beat_forever,
-                name=f"waypost-heartbeat-{self.service_id}",
-                daemon=True,
+        if self.registration.ttl is not None and self._task is None:
+            self._stopping.clear()
+            self._task = Background(
+                self._beat_forever, name=f"waypost-heartbeat-{self.service_id}"
             )
-            self._thread.start()
         return self
 
     def beat(self) -> bool:
         """One heartbeat now; register again if the registry lost us."""
         try:
             try:
-                try:
-                    self.client._run(self.heartbeat.pass_call())
-                except RegistryConnectError:
-                    # Once more at once: the first request on a kept-alive
-                    # connection to a registry that restarted fails.
-                    self.client._run(self.heartbeat.pass_call())
+                self.client._run(self.heartbeat.pass_call())
             except NotFound:
                 self.heartbeat.lost()
                 self.client._run(self.heartbeat.register_call())
@@ -466,19 +452,16 @@ class ServiceRegistration:
         return True
 
     def _beat_forever(self) -> None:
-        while not self._stop.wait(self.registration.heartbeat_interval):
+        while not self._stopping.wait(self.registration.heartbeat_interval):
             self.beat()
 
     def stop(self, deregister: bool = True) -> None:
         """Stop heartbeats and deregister; a failure to deregister is logged."""
         self.heartbeat.state = "stopped"
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._undo_signal is not None:
-            self._undo_signal()
-            self._undo_signal = None
+        self._stopping.set()
+        if self._task is not None:
+            self._task.stop()
+            self._task = None
         if not deregister:
             return
         try:
@@ -488,9 +471,6 @@ class ServiceRegistration:
         except WaypostError as exc:
             logger.warning("could not deregister %r: %s", self.service_id, exc)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
     def __repr__(self) -> str:
         return self.heartbeat.describe(type(self).__name__)
 
@@ -499,10 +479,20 @@ class ServiceRegistration:
         if heartbeat is not None:
             heartbeat.warn_if_never_used(self, "with client.register(...):")
 
+    def __enter__(self) -> Self:
+        self.start()
+        if self._handle_sigterm:
+            self._guard.install()
+        return self
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._guard.uninstall()
         self.stop()
+        if self._guard.fired:
+            # SIGTERM ended the block: deregistered, now a clean exit.
+            raise SystemExit(SIGTERM_EXIT_CODE)

@@ -1,22 +1,25 @@
-"""`Watcher` and `Cache`: discovery kept in memory by blocking queries on a
-thread per watcher, for the blocking `Client`.
+# Generated from _async_watch.py by scripts/unasync.py: do not edit.
+"""`Watcher` and `Cache`: discovery kept in memory by blocking
+queries, one feed per distinct query.
 
-The policy (index, backoff, staleness) is `cache.WatchState`; this module
-runs the loop and makes a blocked query interruptible.
+A feed (`Feed`) is one blocking-query loop on a connection of its own;
+every watcher of the same query on one client subscribes to it, so a
+thousand watchers of one service cost one request and one decode per change.
+Each watcher keeps its own balancer and `on_change`. The policy (index,
+backoff, staleness) is `cache.WatchState`; this module runs the loop.
+`scripts/unasync.py` writes `_sync_watch.py` from `_async_watch.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-import httpcore
-
+from waypost.client._sync_io import Background, Condition, Event, Lock
 from waypost.client.balancers import Balancer, RoundRobin
 from waypost.client.cache import (
     DEFAULT_MAX_BACKOFF,
@@ -24,6 +27,7 @@ from waypost.client.cache import (
     DEFAULT_WATCH_WAIT,
     FIRST_ANSWER_TIMEOUT,
     CacheKey,
+    FeedKey,
     OnChange,
     WatchState,
     cache_key,
@@ -36,54 +40,113 @@ if TYPE_CHECKING:
 logger = logging.getLogger("waypost.client")
 
 
-class _InterruptibleBackend(httpcore.SyncBackend):
-    """Remembers its sockets so `interrupt()` can end a blocked long poll.
+class Feed:
+    """One blocking-query loop, shared by the watchers of one query.
 
-    Once interrupted it refuses new connections too, so a watcher stopped
-    between two queries cannot start a fresh one and block for minutes.
+    Runs while it has subscribers. Each new answer reaches every subscriber
+    (`Watcher._deliver`) in the feed's thread, then wakes `wait_for`.
     """
 
-    def __init__(self) -> None:
-        self._streams: list[httpcore.NetworkStream] = []
+    def __init__(self, client: Client, state: WatchState) -> None:
+        self.client = client
+        self.state = state
+        self.watchers: list[Watcher] = []
+        #: Bumped by each published set; watchers skip what they have seen.
+        self.version = 0
+        self.answered = Event()
+        self.changed = Condition()
+        self._stopping = Event()
+        self._pool = client._long_poll_pool()
+        self._task: Background | None = None
+
+    def start(self) -> None:
+        self._task = Background(self._run, name=f"waypost-watch-{self.state.name}")
+
+    def stop(self) -> None:
+        """End the loop, its blocked query included, at once."""
+        self._stopping.set()
+        self._pool.interrupt()
+        if self._task is not None:
+            self._task.stop()
+            self._task = None
+
+    def _run(self) -> None:
+        state = self.state
+        while not self._stopping.is_set():
+            call = state.next_call()
+            try:
+                answer = self.client._run(call, self._pool)
+            except Exception as exc:  # the loop's boundary: log, back off
+                if self._stopping.is_set():
+                    break
+                delay, became_stale = state.failed(exc)
+                if became_stale:
+                    logger.warning(
+                        "watch %r: registry unreachable, serving the last set: %s",
+                        state.name,
+                        exc,
+                    )
+                    self._publish(is_fresh=False)
+                self.answered.set()
+                self._stopping.wait(delay)
+                continue
+            if self._stopping.is_set():
+                break
+            if state.succeeded(answer):
+                self._publish(is_fresh=True)
+            self.answered.set()
+
+    def _publish(self, *, is_fresh: bool) -> None:
+        self.version += 1
+        version, current = self.version, self.state.current
+        for watcher in list(self.watchers):
+            watcher._deliver(version, current, is_fresh=is_fresh)
+        self.changed.notify_all()
+
+
+class Feeds:
+    """A client's feeds, one per distinct query; a feed ends with its last
+    watcher."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._feeds: dict[FeedKey, Feed] = {}
         self._lock = threading.Lock()
-        self._interrupted = False
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: object = None,
-    ) -> httpcore.NetworkStream:
-        stream = super().connect_tcp(
-            host,
-            port,
-            timeout=timeout,
-            local_address=local_address,
-            socket_options=socket_options,  # type: ignore[arg-type]
-        )
+    def subscribe(self, watcher: Watcher) -> Feed:
+        """The running feed of the watcher's query, started if needed."""
+        key = watcher.state.feed_key()
         with self._lock:
-            if not self._interrupted:
-                self._streams.append(stream)
-                return stream
-        stream.close()
-        raise httpcore.ConnectError("the watcher is stopping")
+            feed = self._feeds.get(key)
+            if feed is None:
+                feed = self._feeds[key] = Feed(self._client, watcher.state)
+                feed.start()
+            feed.watchers.append(watcher)
+        return feed
 
-    def interrupt(self) -> None:
+    def unsubscribe(self, watcher: Watcher, feed: Feed) -> None:
+        """Drop the watcher; stop the feed if it was the last one."""
         with self._lock:
-            self._interrupted = True
-            streams, self._streams = self._streams, []
-        for stream in streams:
-            sock = stream.get_extra_info("socket")
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):  # already closed
-                    sock.shutdown(socket.SHUT_RDWR)
+            if watcher in feed.watchers:
+                feed.watchers.remove(watcher)
+            if feed.watchers:
+                return
+            key = feed.state.feed_key()
+            if self._feeds.get(key) is feed:
+                del self._feeds[key]
+        feed.stop()
+
+    def close(self) -> None:
+        """Stop every feed."""
+        with self._lock:
+            feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            feed.stop()
 
 
 class Watcher:
     """Keeps one query's latest instance set in memory, fed by blocking
-    queries on a thread; see `Client.watch`.
+    queries in the background; see `Client.watch`.
 
     When the registry is unreachable it keeps serving the last set it had,
     with `is_stale` set, and retries with backoff and jitter.
@@ -102,12 +165,9 @@ class Watcher:
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.balancer.service = state.name  # named when nothing can be picked
         self.on_change = on_change
-        self._backend = _InterruptibleBackend()
-        self._http = client._make_http(1, self._backend)
-        self._stopping = threading.Event()
-        self._answered = threading.Event()
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._feed: Feed | None = None
+        self._seen = 0
+        self._delivering = threading.Lock()
 
     # -- reading ------------------------------------------------------------
 
@@ -138,42 +198,41 @@ class Watcher:
             yield instance
 
     def wait_for(
-        self, predicate: Callable[[InstanceSet], object], timeout: float
+        self,
+        predicate: Callable[[InstanceSet], object],
+        timeout: float,
     ) -> InstanceSet:
-        """Block until `predicate(set)` is true; TimeoutError otherwise."""
-        with self._changed:
-            if not self._changed.wait_for(
-                lambda: self.state.has_answer and predicate(self.state.current),
-                timeout,
-            ):
-                raise TimeoutError(f"{self.state.name}: condition not met")
+        """Wait until `predicate(set)` is true; TimeoutError otherwise."""
+        feed = self._feed
+        if feed is None:
+            raise RuntimeError(f"watch {self.state.name!r}: start it first")
+        if not feed.changed.wait_for(
+            lambda: self.state.has_answer and predicate(self.state.current), timeout
+        ):
+            raise TimeoutError(f"{self.state.name}: condition not met")
         return self.state.current
 
     # -- running ------------------------------------------------------------
 
-    def start(self, timeout: float = FIRST_ANSWER_TIMEOUT) -> Self:
-        """Start the thread and wait (up to `timeout`) for a first outcome."""
-        if self._thread is not None:
+    def start(
+        self,
+        timeout: float = FIRST_ANSWER_TIMEOUT,
+    ) -> Self:
+        """Join the query's feed and wait (up to `timeout`) for a first outcome."""
+        if self._feed is not None:
             return self
-        if self._http.is_closed:  # started again after stop()
-            self._backend = _InterruptibleBackend()
-            self._http = self.client._make_http(1, self._backend)
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"waypost-watch-{self.state.name}", daemon=True
-        )
-        self._thread.start()
-        self._answered.wait(timeout)
+        feed = self.client._feeds.subscribe(self)
+        self._feed, self.state = feed, feed.state
+        if feed.state.has_answer:  # a feed that ran before this watcher came
+            self._deliver(feed.version, feed.state.current, is_fresh=True)
+        feed.answered.wait(timeout)
         return self
 
     def stop(self) -> None:
-        """Stop the thread, ending its blocked query, and close connections."""
-        self._stopping.set()
-        self._backend.interrupt()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-        self._http.close()
+        """Leave the feed; the last watcher to leave ends its blocked query."""
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            self.client._feeds.unsubscribe(self, feed)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -186,46 +245,24 @@ class Watcher:
     ) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        state = self.state
-        while not self._stopping.is_set():
-            call = state.next_call()
+    def _deliver(self, version: int, current: InstanceSet, *, is_fresh: bool) -> None:
+        """Feed this watcher's balancer and callback, once per version."""
+        with self._delivering:
+            if version <= self._seen:
+                return
+            self._seen = version
+            if is_fresh:
+                self.balancer.update(current.instances)
+            if self.on_change is None:
+                return
             try:
-                answer = self.client._run(call, self._http)
-            except Exception as exc:  # the loop's boundary: log, back off
-                if self._stopping.is_set():
-                    break
-                delay, became_stale = state.failed(exc)
-                if became_stale:
-                    logger.warning(
-                        "watch %r: registry unreachable, serving the last set: %s",
-                        state.name,
-                        exc,
-                    )
-                    self._publish()
-                self._answered.set()
-                self._stopping.wait(delay)
-                continue
-            if self._stopping.is_set():
-                break
-            if state.succeeded(answer):
-                self.balancer.update(answer.instances)
-                self._publish()
-            self._answered.set()
-
-    def _publish(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
-        if self.on_change is None:
-            return
-        try:
-            self.on_change(self.state.current)
-        except Exception:
-            logger.exception("watch %r: on_change callback raised", self.state.name)
+                self.on_change(current)
+            except Exception:
+                logger.exception("watch %r: on_change callback raised", self.state.name)
 
 
 class Cache:
-    """One `Watcher` per query, started on first use; see `Client.cache`.
+    """One `Watcher` per query, started on first use.
 
     The attributes `wait`, `min_backoff` and `max_backoff` are passed to
     watchers started after they are set (see `Client.watch`).
@@ -237,7 +274,7 @@ class Cache:
         self.min_backoff = DEFAULT_MIN_BACKOFF
         self.max_backoff = DEFAULT_MAX_BACKOFF
         self._watchers: dict[CacheKey, Watcher] = {}
-        self._lock = threading.Lock()
+        self._lock = Lock()
 
     def watcher(
         self, name: str, *, passing: bool = True, tags: Sequence[str] = ()
@@ -267,7 +304,8 @@ class Cache:
         Raises:
             RegistryUnavailable: the registry never answered this query.
         """
-        return self.watcher(name, passing=passing, tags=tags).instances()
+        watcher = self.watcher(name, passing=passing, tags=tags)
+        return watcher.instances()
 
     def close(self) -> None:
         """Stop every watcher."""

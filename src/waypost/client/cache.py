@@ -3,9 +3,10 @@
 `WatchState` is the whole policy, without I/O: which query to send next
 (`?index=` of the last answer, never 0, reset when the registry's index goes
 backwards), what a new answer changes, how long to back off after a failure
-(exponential, full jitter) and when the set is stale. `Watcher` (thread) and
-`AsyncWatcher` (task) only run the loop; `Cache` and `AsyncCache` keep one
-watcher per query.
+(exponential, full jitter) and when the set is stale. The feeds of
+`_async_watch.py` and `_sync_watch.py` (a task or a thread per distinct
+query, shared by its watchers) run the loop; `Cache` and `AsyncCache` keep
+one watcher per query.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ DEFAULT_MAX_BACKOFF = 5.0
 FIRST_ANSWER_TIMEOUT = 10.0
 
 CacheKey = tuple[str, bool, tuple[str, ...]]
+#: A query and how it is polled: watchers with equal keys share one feed.
+FeedKey = tuple[str, bool, tuple[str, ...], float, float, float]
 OnChange = Callable[[InstanceSet], None]
 
 
@@ -89,6 +92,12 @@ class WatchState:
         self.has_answer = False
         self.last_error: Exception | None = None
         self.index = 0
+
+    def feed_key(self) -> FeedKey:
+        """Equal for watchers that may share one blocking query."""
+        name, passing, tags = cache_key(self.name, self.passing, self.tags)
+        backoff = self.backoff
+        return (name, passing, tags, self.wait, backoff.minimum, backoff.maximum)
 
     def next_call(self) -> Call[InstanceSet]:
         """The first query reads at once; the next ones block on the index."""

@@ -1,0 +1,288 @@
+"""The client's I/O primitives for asyncio: stream, events, background tasks.
+
+Hand-written, as is its twin `_sync_io.py` (blocking sockets and threads):
+the one pair of modules `scripts/unasync.py` does not generate. Both define
+the same names with the same signatures, `async` aside, so the generated
+`_sync*.py` modules only change which of the two they import. Nothing here
+knows HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import signal
+import ssl
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+from waypost.client._signals import SIGTERM_EXIT_CODE, is_unhandled
+
+__all__ = [
+    "SIGTERM_EXIT_CODE",
+    "Background",
+    "Condition",
+    "Event",
+    "Lock",
+    "Slots",
+    "Stream",
+    "TerminationGuard",
+    "now",
+    "sleep",
+]
+
+Lock = asyncio.Lock
+
+
+def now() -> float:
+    """The clock deadlines are measured on (the loop's, monotonic)."""
+    return asyncio.get_running_loop().time()
+
+
+async def sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Bytes in, handed to at most one waiting reader."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.is_closed = False
+        self.error: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(data)
+                return
+        self.chunks.append(data)
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+
+    def _end(self, exc: BaseException | None) -> None:
+        self.is_closed = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(b"")
+            else:
+                waiter.set_exception(exc)
+
+
+def _expire(waiter: asyncio.Future[bytes]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class Stream:
+    """One TCP connection (TLS when given a context), read chunk by chunk."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        deadline: float,
+    ) -> Stream:
+        """Connect (and shake hands) before `deadline`, or raise TimeoutError."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(deadline):
+            transport, protocol = await loop.create_connection(
+                _StreamProtocol,
+                host,
+                port,
+                ssl=ssl_context,
+                server_hostname=server_hostname,
+            )
+        return cls(transport, protocol)
+
+    def write(self, data: bytes, deadline: float) -> None:
+        """Queue `data` (asyncio's transport buffers it; no wait)."""
+        if self._protocol.is_closed:
+            raise ConnectionResetError("the connection is closed")
+        self._transport.write(data)
+
+    async def read(self, deadline: float) -> bytes:
+        """The next bytes received; b"" once the peer closed."""
+        protocol = self._protocol
+        if protocol.chunks:
+            return protocol.chunks.popleft()
+        if protocol.is_closed:
+            if protocol.error is not None:
+                raise protocol.error
+            return b""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        protocol.waiter = waiter
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            protocol.waiter = None
+
+    def is_dropped(self) -> bool:
+        """True when an idle connection cannot carry another request."""
+        protocol = self._protocol
+        return protocol.is_closed or bool(protocol.chunks)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def interrupt(self) -> None:
+        """End a read blocked on this stream (at once, pending data dropped)."""
+        self._transport.abort()
+
+
+class Slots:
+    """At most `size` holders at once; waiting ends at a deadline."""
+
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, size: int) -> None:
+        self._semaphore = asyncio.Semaphore(size)
+
+    async def acquire(self, deadline: float) -> None:
+        """Take a slot before `deadline`, or raise TimeoutError."""
+        if not self._semaphore.locked():
+            await self._semaphore.acquire()
+            return
+        async with asyncio.timeout_at(deadline):
+            await self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+class Event:
+    """A flag others can wait for, with a timeout."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """True once set; False when `timeout` seconds passed first."""
+        if self._event.is_set():
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+class Condition:
+    """Wake whoever waits for a predicate over shared state."""
+
+    __slots__ = ("_condition",)
+
+    def __init__(self) -> None:
+        self._condition = asyncio.Condition()
+
+    async def notify_all(self) -> None:
+        async with self._condition:
+            self._condition.notify_all()
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], object],
+        timeout: float,  # noqa: ASYNC109
+    ) -> bool:
+        """True once `predicate()` holds; False when `timeout` passed first."""
+        try:
+            async with asyncio.timeout(timeout), self._condition:
+                await self._condition.wait_for(predicate)
+        except TimeoutError:
+            return False
+        return True
+
+
+class Background:
+    """`target()` running as a task until it returns or `stop()` cancels it."""
+
+    __slots__ = ("_task",)
+
+    def __init__(
+        self, target: Callable[[], Coroutine[Any, Any, None]], *, name: str
+    ) -> None:
+        self._task = asyncio.create_task(target(), name=name)
+
+    async def stop(self) -> None:
+        """Cancel the task and wait for it to end."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class TerminationGuard:
+    """SIGTERM as a clean exit of the block that installed it.
+
+    Installed only when nobody else handles SIGTERM (see `_signals`): the
+    signal cancels the task that entered the block, which unwinds (and
+    deregisters); `fired` then tells the block to exit with status 0.
+    """
+
+    __slots__ = ("_loop", "fired")
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def install(self) -> None:
+        task = asyncio.current_task()
+        if task is None or not is_unhandled():
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            self.fired = True
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_signal)
+        except (NotImplementedError, RuntimeError):  # not a Unix loop
+            return
+        self._loop = loop
+
+    def uninstall(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_signal_handler(signal.SIGTERM)
+            self._loop = None
