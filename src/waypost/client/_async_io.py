@@ -86,7 +86,7 @@ class _StreamProtocol(asyncio.Protocol):
                 waiter.set_exception(exc)
 
 
-def _expire(waiter: asyncio.Future[bytes]) -> None:
+def _expire(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
 
@@ -161,23 +161,51 @@ class Stream:
 
 
 class Slots:
-    """At most `size` holders at once; waiting ends at a deadline."""
+    """At most `size` holders at once; waiting ends at a deadline.
 
-    __slots__ = ("_semaphore",)
+    `take()` is the wait-free fast path; `acquire()` waits in line.
+    """
+
+    __slots__ = ("_free", "_waiters")
 
     def __init__(self, size: int) -> None:
-        self._semaphore = asyncio.Semaphore(size)
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take(self) -> bool:
+        """Take a free slot at once if nobody waits for one; True if taken."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
 
     async def acquire(self, deadline: float) -> None:
         """Take a slot before `deadline`, or raise TimeoutError."""
-        if not self._semaphore.locked():
-            await self._semaphore.acquire()
+        if self.take():
             return
-        async with asyncio.timeout_at(deadline):
-            await self._semaphore.acquire()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and not waiter.exception():
+                self.release()  # handed a slot, then cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+        finally:
+            timer.cancel()
 
     def release(self) -> None:
-        self._semaphore.release()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to the next in line
+                return
+        self._free += 1
 
 
 class Event:

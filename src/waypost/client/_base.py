@@ -6,6 +6,7 @@ builds one per endpoint); `Client` and `AsyncClient` only move the bytes.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import ssl
@@ -286,6 +287,12 @@ class Call(Generic[T]):
 def _segment(value: str, what: str) -> str:
     if not value:
         raise InvalidRequest(f"{what} must not be empty")
+    return _quoted(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(value: str) -> str:
+    # Heartbeats quote the same few check IDs over and over; quote() is slow.
     return quote(value, safe="")
 
 

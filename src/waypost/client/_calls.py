@@ -27,7 +27,8 @@ from waypost.client._base import (
 from waypost.client.model import WEIGHT_META_KEY, Instance, InstanceSet, Member
 from waypost.core.model import Check, HealthStatus, KVEntry, Weights
 from waypost.durations import format_duration
-from waypost.exceptions import InvalidRequest
+from waypost.exceptions import InvalidRequest, RegistryServerError
+from waypost.http import compact
 
 # ------------------------------------------------------------------ registration
 
@@ -201,13 +202,44 @@ def instances_call(
             wait_seconds = 300.0  # the registry's default, as Consul's
     path = "/v1/health/service/" + _segment(name, "service name")
 
-    def decode(answer: Answer) -> InstanceSet:
-        data = _json(answer)
-        rows = data if isinstance(data, list) else []
-        found = tuple(decode_instance(row) for row in rows if isinstance(row, dict))
-        return InstanceSet(instances=found, index=answer.index)
+    return Call(
+        "GET",
+        path,
+        params=params,
+        decode=_instance_set,
+        wait=wait_seconds,
+        accept=COMPACT_ACCEPT,
+    )
 
-    return Call("GET", path, params=params, decode=decode, wait=wait_seconds)
+
+#: The compact answer first, Consul's JSON from a registry that has none.
+COMPACT_ACCEPT = compact.MEDIA_TYPE.encode() + b", application/json;q=0.5"
+_COMPACT_TYPE = compact.MEDIA_TYPE.encode()
+
+
+class _CompactHealth(msgspec.Struct):
+    """What the client reads of a compact health answer (see http/compact.py):
+    each entry decodes straight into an Instance; the rest is skipped."""
+
+    Entries: tuple[Instance, ...] = ()
+
+
+_compact_health = msgspec.msgpack.Decoder(_CompactHealth)
+
+
+def _instance_set(answer: Answer) -> InstanceSet:
+    if answer.content_type.startswith(_COMPACT_TYPE):
+        try:
+            found = _compact_health.decode(answer.body).Entries
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise RegistryServerError(
+                f"the registry answered an unreadable compact answer: {exc}"
+            ) from exc
+        return InstanceSet(instances=found, index=answer.index)
+    data = _json(answer)
+    rows = data if isinstance(data, list) else []
+    found = tuple(decode_instance(row) for row in rows if isinstance(row, dict))
+    return InstanceSet(instances=found, index=answer.index)
 
 
 def _dict(value: object) -> dict[str, object]:

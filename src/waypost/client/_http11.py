@@ -14,6 +14,8 @@ import ssl
 from importlib import metadata
 from urllib.parse import urlencode, urlsplit
 
+import httptools
+
 from waypost.client._base import Answer, Call, Settings, T
 from waypost.exceptions import RegistryConnectError
 
@@ -84,15 +86,27 @@ def request_message(origin: Origin, call: Call[T]) -> bytes:
 
 
 class Reply:
-    """httptools callbacks for the responses on one connection."""
+    """httptools callbacks for the responses on one connection.
 
-    __slots__ = ("body", "content_type", "done", "index")
+    Use `Reply.parser()`: keep-alive must be read while the message
+    completes (httptools forgets it once the parser is reset).
+    """
+
+    __slots__ = ("_parser", "body", "content_type", "done", "index", "keep_alive")
 
     def __init__(self) -> None:
         self.body: list[bytes] = []
         self.index = 0
         self.content_type = b""
         self.done = False
+        self.keep_alive = False
+        self._parser: httptools.HttpResponseParser | None = None
+
+    @classmethod
+    def parser(cls) -> tuple[Reply, httptools.HttpResponseParser]:
+        reply = cls()
+        reply._parser = httptools.HttpResponseParser(reply)
+        return reply, reply._parser
 
     def on_message_begin(self) -> None:
         self.body = []
@@ -111,6 +125,8 @@ class Reply:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        assert self._parser is not None
+        self.keep_alive = self._parser.should_keep_alive()
         self.done = True
 
     def answer(self, status: int) -> Answer:

@@ -118,17 +118,22 @@ class Stream:
 
 
 class Slots:
-    """At most `size` holders at once; waiting ends at a deadline."""
+    """At most `size` holders at once; waiting ends at a deadline.
+
+    `take()` is the wait-free fast path; `acquire()` waits in line.
+    """
 
     __slots__ = ("_semaphore",)
 
     def __init__(self, size: int) -> None:
-        self._semaphore = threading.Semaphore(size)
+        self._semaphore = threading.BoundedSemaphore(size)
+
+    def take(self) -> bool:
+        """Take a free slot at once; True if taken."""
+        return self._semaphore.acquire(blocking=False)
 
     def acquire(self, deadline: float) -> None:
         """Take a slot before `deadline`, or raise TimeoutError."""
-        if self._semaphore.acquire(blocking=False):
-            return
         if not self._semaphore.acquire(timeout=max(deadline - time.monotonic(), 0)):
             raise TimeoutError()
 

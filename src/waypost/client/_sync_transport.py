@@ -26,8 +26,7 @@ class Connection:
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
-        self._reply = Reply()
-        self._parser = httptools.HttpResponseParser(self._reply)
+        self._reply, self._parser = Reply.parser()
         self.is_reusable = True
 
     @classmethod
@@ -61,7 +60,7 @@ class Connection:
         except BaseException:
             self.is_reusable = False
             raise
-        self.is_reusable = parser.should_keep_alive()
+        self.is_reusable = reply.keep_alive
         return reply.answer(parser.get_status_code())
 
     def is_dropped(self) -> bool:
@@ -110,43 +109,41 @@ class ConnectionPool:
                 answer was not HTTP.
         """
         deadline = now() + timeout
+        if not self._slots.take():
+            try:
+                self._slots.acquire(deadline)
+            except TimeoutError as exc:
+                raise unreachable(self._origin, exc) from None
         try:
-            self._slots.acquire(deadline)
-        except TimeoutError as exc:
-            raise unreachable(self._origin, exc) from None
-        try:
-            return self._send(message, deadline)
+            while True:
+                connection = self._idle_connection()
+                is_reused = connection is not None
+                try:
+                    if connection is None:
+                        connection = self._connect(deadline)
+                    self._busy.add(connection)
+                    if self._is_interrupted:  # interrupt() ran before the add
+                        raise RegistryConnectError("the connection pool was closed")
+                    answer = connection.request(message, deadline)
+                except ConnectionDropped as exc:
+                    self._discard(connection)
+                    if is_reused and not exc.answered and not self._is_interrupted:
+                        continue  # a stale kept-alive connection: once more
+                    raise unreachable(self._origin, exc) from exc
+                except (OSError, TimeoutError, httptools.HttpParserError) as exc:
+                    self._discard(connection)
+                    raise unreachable(self._origin, exc) from exc
+                except BaseException:  # cancelled mid-way: the stream is unusable
+                    self._discard(connection)
+                    raise
+                self._busy.discard(connection)
+                if connection.is_reusable and not self._is_interrupted:
+                    self._idle.append(connection)
+                else:
+                    connection.close()
+                return answer
         finally:
             self._slots.release()
-
-    def _send(self, message: bytes, deadline: float) -> Answer:
-        while True:
-            connection = self._idle_connection()
-            is_reused = connection is not None
-            try:
-                if connection is None:
-                    connection = self._connect(deadline)
-                self._busy.add(connection)
-                if self._is_interrupted:  # interrupt() ran before the add
-                    raise RegistryConnectError("the connection pool was closed")
-                answer = connection.request(message, deadline)
-            except ConnectionDropped as exc:
-                self._discard(connection)
-                if is_reused and not exc.answered and not self._is_interrupted:
-                    continue  # a stale kept-alive connection: once more
-                raise unreachable(self._origin, exc) from exc
-            except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-                self._discard(connection)
-                raise unreachable(self._origin, exc) from exc
-            except BaseException:  # cancelled mid-way: the stream is unusable
-                self._discard(connection)
-                raise
-            self._busy.discard(connection)
-            if connection.is_reusable and not self._is_interrupted:
-                self._idle.append(connection)
-            else:
-                connection.close()
-            return answer
 
     def _idle_connection(self) -> Connection | None:
         while self._idle:

@@ -17,7 +17,7 @@ from waypost.core.model import HealthStatus, Weights
 WEIGHT_META_KEY = "weight"
 
 
-class Instance(msgspec.Struct, frozen=True, kw_only=True):
+class Instance(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One instance of a service, as discovery returns it.
 
     `address` is the service's address, or its node's when it registered

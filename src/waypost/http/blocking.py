@@ -13,6 +13,7 @@ import random
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from waypost.http import compact
 from waypost.http.messages import Query, Request, Response
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ async def answer(
                 (b"x-consul-effective-consistency", consistency),
             ],
         )
-    key = cache_key(request) + consistency
+    key = cache_key(request) + consistency + compact.variant(request)
     generation = catalog.output_generation
     cached = cache.get(key, index, generation)
     if cached is None:

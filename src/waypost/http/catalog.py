@@ -15,7 +15,7 @@ from waypost.core.changes import (
 from waypost.core.model import Check, Node
 from waypost.core.topics import T_NODES, T_SERVICES, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import decode, filtering, limits, wire
+from waypost.http import compact, decode, filtering, limits, wire
 from waypost.http.messages import Query, Request, Response, json_response
 from waypost.http.wire import JSON
 
@@ -209,7 +209,7 @@ async def service(registry: Registry, request: Request) -> Query:
             [] if peer else queries.catalog_service(registry.catalog, name, selection)
         )
         rows = [wire.catalog_service_json(node, s) for node, s in found]
-        return json_response(filtering.apply(request, rows))
+        return compact.catalog_response(request, filtering.apply(request, rows))
 
     return Query([service_topic(name)], render)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from waypost.core import queries
 from waypost.core.topics import T_CHECKS, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import decode, filtering, wire
+from waypost.http import compact, decode, filtering, wire
 from waypost.http.catalog import (
     is_peer_query,
     require_local_datacenter,
@@ -52,7 +52,8 @@ async def service(registry: Registry, request: Request) -> Query:
             }
             for node, instance, checks in answer.entries
         ]
-        return json_response(filtering.apply(request, rows), headers=headers)
+        rows = filtering.apply(request, rows)
+        return compact.health_response(request, rows, headers)
 
     return Query([service_topic(name)], render)
 
