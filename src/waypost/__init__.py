@@ -1,7 +1,7 @@
 """waypost: a service registry and discovery server speaking Consul's /v1 API.
 
 The names most programs need, importable from here; each is loaded on first
-use, so `waypost agent` does not pay for the client (and httpx) at start-up::
+use, so `waypost agent` does not pay for the client at start-up::
 
     from waypost import Client, HashRing, NotFound
 """

@@ -24,8 +24,8 @@ WaypostError
 `BadRequest` is another name for `InvalidRequest`. The client maps answers
 back to this tree: 400 → InvalidRequest, 403 → PermissionDenied,
 404 → NotFound, 413 → PayloadTooLarge, 414 → UriTooLong, other 4xx →
-RequestRejected, 5xx → RegistryServerError; httpx's transport errors →
-RegistryConnectError.
+RequestRejected, 5xx → RegistryServerError; a refused, reset, timed-out or
+TLS-failed connection → RegistryConnectError.
 """
 
 from __future__ import annotations

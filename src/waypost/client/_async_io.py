@@ -45,12 +45,21 @@ async def sleep(seconds: float) -> None:
 
 
 class _StreamProtocol(asyncio.Protocol):
-    """Bytes in, handed to at most one waiting reader."""
+    """Bytes in, handed to at most one waiting reader.
+
+    One timer per connection bounds the reader's wait: it is armed at the
+    first deadline and, when it fires early for a later reader, moved to
+    that reader's deadline, so a steady stream of requests costs no timer
+    each.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.chunks: collections.deque[bytes] = collections.deque()
         self.waiter: asyncio.Future[bytes] | None = None
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.is_closed = False
         self.error: BaseException | None = None
 
@@ -73,6 +82,9 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end(exc)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def _end(self, exc: BaseException | None) -> None:
         self.is_closed = True
@@ -84,6 +96,30 @@ class _StreamProtocol(asyncio.Protocol):
                 waiter.set_result(b"")
             else:
                 waiter.set_exception(exc)
+
+    def wait(self, deadline: float) -> asyncio.Future[bytes]:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self.waiter, self.deadline = waiter, deadline
+        if self.timer is None or self.timer_at > deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
+        return waiter
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self.deadline:
+            self.waiter = None
+            waiter.set_exception(TimeoutError())
+        else:  # armed for an earlier reader: follow this one's deadline
+            self.timer = loop.call_at(self.deadline, self._on_timer)
+            self.timer_at = self.deadline
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
@@ -137,14 +173,9 @@ class Stream:
             if protocol.error is not None:
                 raise protocol.error
             return b""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bytes] = loop.create_future()
-        protocol.waiter = waiter
-        timer = loop.call_at(deadline, _expire, waiter)
         try:
-            return await waiter
+            return await protocol.wait(deadline)
         finally:
-            timer.cancel()
             protocol.waiter = None
 
     def is_dropped(self) -> bool:

@@ -42,8 +42,6 @@ CLIENT_KEY_ENV = ("WAYPOST_CLIENT_KEY", "CONSUL_CLIENT_KEY")
 #: Seconds a plain request may take; blocking queries add their wait to it.
 DEFAULT_TIMEOUT = 10.0
 
-#: What a request accepts unless its `Call` asks for more.
-JSON_ACCEPT = b"application/json"
 
 JSONValue = object
 
@@ -233,8 +231,9 @@ class Call(Generic[T]):
         wait: seconds the registry may hold the request (blocking query).
         limit: at most this many seconds, whatever the client's timeout
             (a heartbeat must not outlive its interval).
-        accept: the `Accept` header's value (the compact answer is asked
-            for here; `decode` must read whatever comes back).
+        accept: the `Accept` header's value, if any (Consul's JSON is the
+            default; the compact answer is asked for here, and `decode`
+            must read whatever comes back).
     """
 
     __slots__ = (
@@ -242,6 +241,7 @@ class Call(Generic[T]):
         "body",
         "decode",
         "limit",
+        "message",
         "method",
         "missing",
         "params",
@@ -260,9 +260,11 @@ class Call(Generic[T]):
         missing: Callable[[Answer], T] | None = None,
         wait: float = 0.0,
         limit: float | None = None,
-        accept: bytes = JSON_ACCEPT,
+        accept: bytes = b"",
     ) -> None:
         self.accept = accept
+        #: The request's bytes, once a transport has built them.
+        self.message: bytes | None = None
         self.method = method
         self.path = path
         self.params = list(params)
@@ -292,8 +294,10 @@ def _segment(value: str, what: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _quoted(value: str) -> str:
-    # Heartbeats quote the same few check IDs over and over; quote() is slow.
-    return quote(value, safe="")
+    # Go's url.PathEscape, which Consul's own client uses: a segment keeps
+    # `:` and `@` (check IDs are `service:<id>`), so the registry has
+    # nothing to unquote. Heartbeats quote the same IDs over and over.
+    return quote(value, safe="!$&'()*+:=@")
 
 
 def _nothing(answer: Answer) -> None:

@@ -37,6 +37,11 @@ class HeartbeatState:
     ) -> None:
         self.registration = registration
         self.on_failure = on_failure
+        # The same two requests every time: built once.
+        self._pass = check_call(registration.check_id, HealthStatus.PASSING)
+        self._pass.limit = registration.heartbeat_interval
+        self._register = register_call(registration)
+        self._register.limit = registration.heartbeat_interval
         self.beats = 0
         self.failures = 0
         self.consecutive_failures = 0
@@ -71,14 +76,10 @@ class HeartbeatState:
         )
 
     def pass_call(self) -> Call[None]:
-        call = check_call(self.registration.check_id, HealthStatus.PASSING)
-        call.limit = self.registration.heartbeat_interval
-        return call
+        return self._pass
 
     def register_call(self) -> Call[None]:
-        call = register_call(self.registration)
-        call.limit = self.registration.heartbeat_interval
-        return call
+        return self._register
 
     def lost(self) -> None:
         self.reregistrations += 1

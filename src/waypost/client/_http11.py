@@ -64,7 +64,14 @@ def _header_value(value: str) -> bytes:
 
 
 def request_message(origin: Origin, call: Call[T]) -> bytes:
-    """The whole request, head and body, as one write."""
+    """The whole request, head and body, as one write (kept on the call:
+    a heartbeat sends the same bytes every time)."""
+    if call.message is None:
+        call.message = _message(origin, call)
+    return call.message
+
+
+def _message(origin: Origin, call: Call[T]) -> bytes:
     target = origin.prefix + call.path
     if call.params:
         target += "?" + urlencode(call.params)
@@ -75,11 +82,12 @@ def request_message(origin: Origin, call: Call[T]) -> bytes:
     else:
         body = body or b""
         length = b"Content-Length: %d\r\n" % len(body)
-    return b"%s %s HTTP/1.1\r\n%sAccept: %s\r\n%s\r\n%s" % (
+    accept = b"Accept: %s\r\n" % call.accept if call.accept else b""
+    return b"%s %s HTTP/1.1\r\n%s%s%s\r\n%s" % (
         call.method.encode("ascii"),
         target.encode("ascii"),
         origin.head,
-        call.accept,
+        accept,
         length,
         body,
     )
