@@ -130,11 +130,14 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 class Stream:
     """One TCP connection (TLS when given a context), read chunk by chunk."""
 
-    __slots__ = ("_protocol", "_transport")
+    __slots__ = ("_is_tls", "_protocol", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _StreamProtocol, *, is_tls: bool
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._is_tls = is_tls
 
     @classmethod
     async def connect(
@@ -156,7 +159,7 @@ class Stream:
                 ssl=ssl_context,
                 server_hostname=server_hostname,
             )
-        return cls(transport, protocol)
+        return cls(transport, protocol, is_tls=ssl_context is not None)
 
     def write(self, data: bytes, deadline: float) -> None:
         """Queue `data` (asyncio's transport buffers it; no wait)."""
@@ -184,7 +187,13 @@ class Stream:
         return protocol.is_closed or bool(protocol.chunks)
 
     def close(self) -> None:
-        self._transport.close()
+        """Close now. TLS skips its close_notify exchange: asyncio would wait
+        for the registry's reply after the client (and its loop) are gone,
+        and HTTP/1.1 framing does not need it."""
+        if self._is_tls:
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     def interrupt(self) -> None:
         """End a read blocked on this stream (at once, pending data dropped)."""

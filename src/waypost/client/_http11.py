@@ -161,6 +161,10 @@ def unreachable(origin: Origin, error: BaseException) -> RegistryConnectError:
         detail = "no answer in time (timed out)"
     elif isinstance(error, ssl.SSLError):
         detail = f"TLS: {error.reason or error}"
+    elif isinstance(error, ConnectionDropped):
+        detail = "it closed the connection before answering"
+    elif isinstance(error, httptools.HttpParserError):
+        detail = f"the answer is not HTTP/1.1 ({error})"
     else:
         detail = f"{type(error).__name__}: {error or 'no answer'}"
     return RegistryConnectError(
