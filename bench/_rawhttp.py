@@ -2,14 +2,21 @@
 
 A request costs one write and one read: a general-purpose client's pool
 bookkeeping would otherwise dominate what the benchmark measures.
-`RawConnection` parses in Python; `HttpConnection` parses with httptools.
+`RawConnection` parses in Python; `HttpConnection` is one connection of the
+client's own transport (httptools), used without the client around it.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import httptools
+from waypost.client._async_io import now
+from waypost.client._async_transport import AsyncConnection
+from waypost.client._base import resolve_settings
+from waypost.client._http11 import Origin
+
+#: Seconds one request may take (blocking queries wait up to 5 minutes).
+REQUEST_DEADLINE = 600.0
 
 
 class RawConnection:
@@ -50,90 +57,38 @@ class RawConnection:
             self.writer.close()
 
 
-class _Reply:
-    """httptools callbacks for one response: status, X-Consul-Index, body."""
-
-    __slots__ = ("body", "done", "index")
-
-    def __init__(self) -> None:
-        self.body: list[bytes] = []
-        self.index = 0
-        self.done = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 14 and name.lower() == b"x-consul-index":
-            self.index = int(value)
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.done = True
+def _origin(host: str, port: int) -> Origin:
+    settings = resolve_settings(f"{host}:{port}")
+    return Origin(settings)
 
 
-class HttpConnection(asyncio.Protocol):
-    """One keep-alive connection parsed by httptools; one request at a time.
-
-    The counterpart of a gRPC channel's C core: request bytes out, the
-    response parsed in C, the body handed back whole (Content-Length or
-    chunked). No pool, no redirects, no TLS.
+class HttpConnection:
+    """One keep-alive connection on the client's own transport
+    (`waypost.client._async_transport`: httptools' parser on an asyncio
+    protocol), without the client's calls, pool or decoding: request bytes
+    out, the answer's status, body and X-Consul-Index back.
     """
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, connection: AsyncConnection, host: str) -> None:
+        self.connection = connection
         self.head = f"HTTP/1.1\r\nHost: {host}\r\nContent-Length: ".encode()
-        self.transport: asyncio.Transport | None = None
-        self.reply = _Reply()
-        self.parser = httptools.HttpResponseParser(self.reply)
-        self.waiter: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(cls, host: str, port: int) -> HttpConnection:
-        loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(lambda: cls(host), host, port)
-        return connection
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        connection = await AsyncConnection.open(_origin(host, port), now() + 10)
+        return cls(connection, host)
 
     async def request(
         self, method: str, target: str, body: bytes = b""
     ) -> tuple[int, bytes, int]:
         """(status, body, X-Consul-Index or 0) of one request."""
-        if self.transport is None or self.transport.is_closing():
-            raise ConnectionError("the connection is closed")
-        self.reply = _Reply()
-        self.parser = httptools.HttpResponseParser(self.reply)
-        self.waiter = asyncio.get_running_loop().create_future()
         start = f"{method} {target} ".encode()
-        self.transport.write(b"%s%s%d\r\n\r\n%s" % (start, self.head, len(body), body))
-        await self.waiter
-        reply = self.reply
-        return self.parser.get_status_code(), b"".join(reply.body), reply.index
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._wake(ConnectionError(f"bad HTTP response: {exc}"))
-            return
-        if self.reply.done:
-            self._wake(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._wake(exc or ConnectionError("the server closed the connection"))
-
-    def _wake(self, error: Exception | None) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is None or waiter.done():
-            return
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
+        message = b"%s%s%d\r\n\r\n%s" % (start, self.head, len(body), body)
+        answer = await self.connection.request(message, now() + REQUEST_DEADLINE)
+        return answer.status, answer.body, answer.index
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self.connection.close()
 
 
 class HttpConnections:
@@ -152,7 +107,10 @@ class HttpConnections:
 
     async def request(self, method: str, target: str, body: bytes = b"") -> bytes:
         """The body of a 2xx answer; anything else raises."""
-        connection = self.idle.pop() if self.idle else await self.connection()
+        connection = self.idle.pop() if self.idle else None
+        if connection is None or connection.connection.is_dropped():
+            # None idle, or the agent closed it (its idle timeout is 60 s).
+            connection = await self.connection()
         try:
             status, answer, _index = await connection.request(method, target, body)
         except BaseException:

@@ -11,7 +11,6 @@ from waypost.client._base import (
     Answer,
     raise_for_status,
     resolve_settings,
-    ssl_context,
 )
 from waypost.client._calls import leader_call
 from waypost.client._http11 import Origin, request_message
@@ -80,7 +79,7 @@ def test_token_prefers_the_argument_then_the_environment() -> None:
     assert resolve_settings(token="t", environ=env).token == "t"
     assert resolve_settings(environ=env).token == "w"
     settings = resolve_settings(environ=env)
-    origin = Origin(settings, ssl_context(settings))
+    origin = Origin(settings)
     message = request_message(origin, leader_call())
     assert b"\r\nX-Consul-Token: w\r\n" in message
 

@@ -87,7 +87,7 @@ class AsyncClient:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
-        self._origin = Origin(self.settings, _base.ssl_context(self.settings))
+        self._origin = Origin(self.settings)
         self._pool = AsyncConnectionPool(self._origin, max_connections)
         self._feeds = AsyncFeeds(self)
         self._cache: AsyncCache | None = None

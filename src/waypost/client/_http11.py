@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httptools
 
-from waypost.client._base import Answer, Call, Settings, T
+from waypost.client._base import Answer, Call, Settings, T, ssl_context
 from waypost.exceptions import RegistryConnectError
 
 
@@ -34,19 +34,21 @@ USER_AGENT = _user_agent()
 class Origin:
     """Where requests go and the header lines every request repeats.
 
+    The SSLContext (`_base.ssl_context`) is built here, once, and only for
+    https: loading a CA store costs tens of milliseconds.
+
     Args:
-        settings: the client's resolved settings (URL, token).
-        context: the client's SSLContext, used when the URL is https.
+        settings: the client's resolved settings (URL, token, TLS).
     """
 
     __slots__ = ("address", "head", "host", "port", "prefix", "server_hostname", "ssl")
 
-    def __init__(self, settings: Settings, context: ssl.SSLContext) -> None:
+    def __init__(self, settings: Settings) -> None:
         url = urlsplit(settings.base_url)
         self.address = settings.address
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or (443 if url.scheme == "https" else 80)
-        self.ssl = context if url.scheme == "https" else None
+        self.ssl = ssl_context(settings) if url.scheme == "https" else None
         self.server_hostname = self.host if self.ssl is not None else None
         self.prefix = url.path.rstrip("/")
         lines = [b"Host: " + url.netloc.rpartition("@")[2].encode("idna")]

@@ -88,7 +88,7 @@ class Client:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
-        self._origin = Origin(self.settings, _base.ssl_context(self.settings))
+        self._origin = Origin(self.settings)
         self._pool = ConnectionPool(self._origin, max_connections)
         self._feeds = Feeds(self)
         self._cache: Cache | None = None
