@@ -55,7 +55,7 @@ from waypost.client._async_transport import AsyncConnectionPool
 from waypost.client._base import Call, resolve_settings
 from waypost.client._http11 import Origin, request_message
 from waypost.client._sync_transport import ConnectionPool
-from waypost.http.compact import MEDIA_TYPE
+from waypost.compact import MEDIA_TYPE
 from waypost.testing import run_agent
 
 ASYNC_CALLERS = 64

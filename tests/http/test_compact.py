@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from waypost.client._base import Answer
 from waypost.client._calls import instances_call
-from waypost.http.compact import MEDIA_TYPE, expand_catalog, expand_health
+from waypost.compact import MEDIA_TYPE, expand_catalog, expand_health
 from waypost.testing import AgentProcess, run_agent
 
 COMPACT = {"Accept": MEDIA_TYPE}

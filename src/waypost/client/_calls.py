@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from waypost import compact
 from waypost.client._base import (
     Answer,
     Call,
@@ -28,7 +29,6 @@ from waypost.client.model import WEIGHT_META_KEY, Instance, InstanceSet, Member
 from waypost.core.model import Check, HealthStatus, KVEntry, Weights
 from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest, RegistryServerError
-from waypost.http import compact
 
 # ------------------------------------------------------------------ registration
 
@@ -218,7 +218,7 @@ _COMPACT_TYPE = compact.MEDIA_TYPE.encode()
 
 
 class _CompactHealth(msgspec.Struct):
-    """What the client reads of a compact health answer (see http/compact.py):
+    """What the client reads of a compact health answer (see waypost/compact.py):
     each entry decodes straight into an Instance; the rest is skipped."""
 
     Entries: tuple[Instance, ...] = ()
