@@ -1,7 +1,7 @@
 """The import direction ARCHITECTURE.md draws, enforced.
 
 client, commands  →  waypost.client only (the public client)
-http (transports) →  registry (the narrow interface), core, never the agent
+http, eureka (transports) →  registry (the narrow interface), core, never the agent
 registry          →  core, store protocol
 store             →  core values, never a transport
 core              →  nothing with I/O, no transport, no registry
@@ -51,6 +51,10 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 RULES = {
     "http never imports the agent, the stores or the runner": (
         files("http"),
+        ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),
+    ),
+    "eureka never imports the agent, the stores or the runner": (
+        files("eureka"),
         ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),
     ),
     "the client imports no server-side code": (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from waypost.eureka import handlers as eureka
 from waypost.http import agent, catalog, health, kv, status
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
@@ -20,6 +21,7 @@ Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
+EUREKA_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 
 
 async def index(registry: Registry, request: Request) -> Response:
@@ -72,6 +74,18 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/status/peers", GET, status.peers),
     # operator
     ("/v1/operator/raft/configuration", GET, status.raft_configuration),
+    # Eureka's REST API on the same catalog: Spring Cloud's base and Netflix's
+    *(
+        route
+        for base in ("/eureka", "/eureka/v2")
+        for route in (
+            (f"{base}/apps", GET, eureka.all_apps),
+            (f"{base}/apps/", EUREKA_METHODS, eureka.apps),
+            (f"{base}/instances/", GET, eureka.instance_by_id),
+            (f"{base}/vips/", GET, eureka.vips),
+            (f"{base}/svips/", GET, eureka.svips),
+        )
+    ),
 ]
 
 
