@@ -297,6 +297,13 @@ def instances(ctx: Context, name: str, passing: bool, tags: tuple[str, ...]) -> 
     _show_instances(ctx, name, found)
 
 
+def _member_status(status: int) -> str:
+    # serf's MemberStatus: 1 alive, 2 leaving, 3 left, 4 failed.
+    return {1: "alive", 2: "leaving", 3: "left", 4: "failed"}.get(
+        status, f"status {status}"
+    )
+
+
 @main.command()
 @click.option(
     "--service",
@@ -311,6 +318,7 @@ def members(ctx: Context, service: str | None) -> None:
             _show_instances(ctx, service, client.instances(service))
             return
         found = client.members()
+        servers = [] if ctx.as_json else client.servers()
     if ctx.as_json:
         _print_json(found)
         return
@@ -320,13 +328,23 @@ def members(ctx: Context, service: str | None) -> None:
             [
                 m.name,
                 f"{m.address}:{m.port}",
-                "alive" if m.status == 1 else f"status {m.status}",
+                _member_status(m.status),
                 m.datacenter,
                 m.build,
             ]
             for m in found
         ],
     )
+    if servers:
+        # Where the data lives: the agent itself, or the etcd members.
+        click.echo()
+        _table(
+            ("SERVER", "ADDRESS", "ROLE"),
+            [
+                [s.node, s.address, "leader" if s.leader else "follower"]
+                for s in servers
+            ],
+        )
 
 
 # ---------------------------------------------------------------- registration

@@ -9,6 +9,8 @@ catalog-registered services are run by exactly one live agent.
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -218,3 +220,22 @@ def test_members_and_status_describe_agents_and_etcd(
     assert sorted(s["Address"] for s in config["Servers"]) == sorted(peers)
     assert [s["Address"] for s in config["Servers"] if s["Leader"]] == [leader]
     assert config["Index"] > 0
+
+
+def test_waypost_members_shows_the_agents_and_the_etcd_members(
+    agents: Agents, etcd: EtcdCluster
+) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "waypost", "members", "--http-addr",
+         agents.process("c").address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    for name in ("a", "b", "c"):
+        assert any(line.split()[:1] == [name] and "alive" in line for line in lines)
+    servers = [line for line in lines if line.startswith("etcd")]
+    assert sorted(line.split()[0] for line in servers) == ["etcd0", "etcd1", "etcd2"]
+    assert sum("leader" in line for line in servers) == 1

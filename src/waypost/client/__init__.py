@@ -22,7 +22,7 @@ from waypost.client.balancers import (
     Weighted,
 )
 from waypost.client.integrations import WaypostLifespan, register_flask
-from waypost.client.model import Instance, InstanceSet, Member
+from waypost.client.model import Instance, InstanceSet, Member, RaftServer
 from waypost.exceptions import (
     BadRequest,
     InvalidAddress,
@@ -55,6 +55,7 @@ __all__ = [
     "NoInstanceAvailable",
     "NotFound",
     "PermissionDenied",
+    "RaftServer",
     "Random",
     "RegistryConnectError",
     "RegistryServerError",

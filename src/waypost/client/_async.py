@@ -36,7 +36,7 @@ from waypost.client.cache import (
     OnChange,
     WatchState,
 )
-from waypost.client.model import InstanceSet, Member
+from waypost.client.model import InstanceSet, Member, RaftServer
 from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
@@ -347,6 +347,11 @@ class AsyncClient:
     async def checks(self) -> list[Check]:
         """This agent's checks (maintenance checks included)."""
         return await self._run(_calls.checks_call())
+
+    async def servers(self) -> list[RaftServer]:
+        """The servers that hold the data and which one leads: the agent
+        itself, or in cluster mode every etcd member."""
+        return await self._run(_calls.raft_servers_call())
 
     async def leader(self) -> str:
         """The leader's address: a cheap "is the registry up?" probe."""

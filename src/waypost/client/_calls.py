@@ -25,7 +25,13 @@ from waypost.client._base import (
     _segment,
     seconds,
 )
-from waypost.client.model import WEIGHT_META_KEY, Instance, InstanceSet, Member
+from waypost.client.model import (
+    WEIGHT_META_KEY,
+    Instance,
+    InstanceSet,
+    Member,
+    RaftServer,
+)
 from waypost.core.model import Check, HealthStatus, KVEntry, Weights
 from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest, RegistryServerError
@@ -340,6 +346,24 @@ def checks_call() -> Call[list[Check]]:
         return sorted(checks, key=lambda c: c.check_id)
 
     return Call("GET", "/v1/agent/checks", decode=decode)
+
+
+def raft_servers_call() -> Call[list[RaftServer]]:
+    def decode(answer: Answer) -> list[RaftServer]:
+        servers = _dict(_json(answer)).get("Servers")
+        rows = servers if isinstance(servers, list) else []
+        return [
+            RaftServer(
+                id=_str(s.get("ID")),
+                node=_str(s.get("Node")),
+                address=_str(s.get("Address")),
+                leader=s.get("Leader") is True,
+                voter=s.get("Voter") is not False,
+            )
+            for s in (_dict(row) for row in rows)
+        ]
+
+    return Call("GET", "/v1/operator/raft/configuration", decode=decode)
 
 
 def leader_call() -> Call[str]:

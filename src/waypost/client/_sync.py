@@ -37,7 +37,7 @@ from waypost.client.cache import (
     OnChange,
     WatchState,
 )
-from waypost.client.model import InstanceSet, Member
+from waypost.client.model import InstanceSet, Member, RaftServer
 from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
@@ -348,6 +348,11 @@ class Client:
     def checks(self) -> list[Check]:
         """This agent's checks (maintenance checks included)."""
         return self._run(_calls.checks_call())
+
+    def servers(self) -> list[RaftServer]:
+        """The servers that hold the data and which one leads: the agent
+        itself, or in cluster mode every etcd member."""
+        return self._run(_calls.raft_servers_call())
 
     def leader(self) -> str:
         """The leader's address: a cheap "is the registry up?" probe."""

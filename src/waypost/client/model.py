@@ -106,6 +106,17 @@ class InstanceSet(msgspec.Struct, frozen=True, kw_only=True):
         return sorted(instance.service_id for instance in self.instances)
 
 
+class RaftServer(msgspec.Struct, frozen=True, kw_only=True):
+    """A server holding the data (`/v1/operator/raft/configuration`): the
+    agent itself, or in cluster mode each etcd member."""
+
+    id: str
+    node: str
+    address: str
+    leader: bool
+    voter: bool = True
+
+
 class Member(msgspec.Struct, frozen=True, kw_only=True):
     """A registry node, as `/v1/agent/members` lists it (Status 1 is alive)."""
 

@@ -1,0 +1,89 @@
+"""`scripts/cluster`, the README's one-machine recipe, really starts a cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cluster.support import needs_etcd
+from waypost.testing import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_block(size: int) -> int:
+    """A base port with `size` free ports above it (checked, not reserved)."""
+    while True:
+        base = free_port()
+        if base + size >= 65535:
+            continue
+        try:
+            for offset in range(size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+
+
+@needs_etcd
+@pytest.mark.timeout(180)
+def test_the_cluster_script_starts_three_agents_on_three_etcd_members(
+    tmp_path: Path,
+) -> None:
+    agents = _free_block(3)
+    etcd = _free_block(22)
+    env = {
+        **os.environ,
+        "WAYPOST_CLUSTER_PORT": str(agents),
+        "WAYPOST_CLUSTER_ETCD_PORT": str(etcd),
+        "WAYPOST_CLUSTER_DIR": str(tmp_path / "cluster"),
+    }
+    script = subprocess.Popen(
+        ["bash", "scripts/cluster", "--member-lease", "3s"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert script.stderr is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        for line in script.stderr:
+            lines.append(line)
+            if "cluster up" in line or time.monotonic() > deadline:
+                break
+        assert any("cluster up" in line for line in lines), "".join(lines)
+        urls = [f"http://127.0.0.1:{agents + i}" for i in range(3)]
+        put = httpx.put(f"{urls[0]}/v1/kv/recipe", content=b"works", timeout=10)
+        assert put.json() is True
+        got = httpx.get(f"{urls[2]}/v1/kv/recipe?consistent&raw", timeout=10)
+        assert got.content == b"works"
+        members = httpx.get(f"{urls[1]}/v1/agent/members", timeout=10).json()
+        assert sorted(m["Name"] for m in members) == ["node0", "node1", "node2"]
+    finally:
+        script.send_signal(signal.SIGINT)
+        try:
+            script.wait(60)
+        finally:
+            if script.poll() is None:
+                os.killpg(script.pid, signal.SIGKILL)
+            assert script.stderr is not None
+            script.stderr.close()
+    # Every agent and etcd member it started is gone.
+    for port in (agents, agents + 1, agents + 2, etcd, etcd + 10, etcd + 20):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+        except httpx.ConnectError:
+            continue
+        pytest.fail(f"something still listens on {port}")
