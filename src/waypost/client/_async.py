@@ -41,6 +41,7 @@ from waypost.core.model import Check, HealthStatus, KVEntry
 from waypost.exceptions import (
     InvalidRequest,
     NotFound,
+    RegistryConnectError,
     RegistryUnavailable,
     WaypostError,
 )
@@ -87,23 +88,67 @@ class AsyncClient:
         self.settings = _base.resolve_settings(
             address, token=token, verify=verify, cert=cert, timeout=timeout
         )
-        self._origin = Origin(self.settings)
+        self._origins = [Origin(s) for s in _base.every_origin(self.settings)]
+        self._origin = self._origins[0]
+        self._max_connections = max_connections
         self._pool = AsyncConnectionPool(self._origin, max_connections)
+        self._retired: list[AsyncConnectionPool] = []
         self._feeds = AsyncFeeds(self)
         self._cache: AsyncCache | None = None
         self._lock = threading.Lock()
 
     @property
     def address(self) -> str:
+        # With several addresses: the one in use.
         """The registry's `host:port`."""
-        return self.settings.address
+        return self._origin.address
 
     async def _run(self, call: Call[T], pool: AsyncConnectionPool | None = None) -> T:
-        """Send `call` (on `pool`, default the client's) and decode its answer."""
-        message = request_message(self._origin, call)
+        """Send `call` (on `pool`, default the client's) and decode its answer.
+
+        With several addresses, an agent that cannot be reached is left for
+        the next one; the call goes there too when that is safe (it never
+        left, or it only reads).
+        """
         timeout = call.timeout(self.settings)
-        answer = await (pool or self._pool).send(message, timeout)
-        return call.finish(answer)
+        if pool is not None:
+            answer = await pool.send(request_message(pool.origin, call), timeout)
+            return call.finish(answer)
+        tries = len(self._origins)
+        while True:
+            origin, pool = self._origin, self._pool
+            try:
+                answer = await pool.send(request_message(origin, call), timeout)
+            except RegistryConnectError as exc:
+                tries -= 1
+                if not self._fail_over(origin) or not tries:
+                    raise
+                if not _base.is_never_sent(exc, call.method):
+                    raise
+                continue
+            return call.finish(answer)
+
+    def _fail_over(self, failed: Origin) -> bool:
+        """Move from an unreachable agent to the next address; False when
+        there is no other."""
+        if len(self._origins) == 1:
+            return False
+        with self._lock:
+            if self._origin is failed:
+                index = (self._origins.index(failed) + 1) % len(self._origins)
+                self._origin = self._origins[index]
+                old, self._pool = (
+                    self._pool,
+                    AsyncConnectionPool(self._origin, self._max_connections),
+                )
+                old.interrupt()
+                self._retired.append(old)
+                logger.warning(
+                    "registry at %s unreachable; using %s",
+                    failed.address,
+                    self._origin.address,
+                )
+        return True
 
     def _long_poll_pool(self) -> AsyncConnectionPool:
         """A connection of its own for one blocking-query loop."""
@@ -117,6 +162,8 @@ class AsyncClient:
             await self._cache.aclose()
         await self._feeds.aclose()
         await self._pool.aclose()
+        for pool in self._retired:
+            await pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -91,6 +91,8 @@ class AsyncConnectionPool:
 
     def __init__(self, origin: Origin, max_connections: int) -> None:
         self._origin = origin
+        #: Where this pool's connections go.
+        self.origin = origin
         self._slots = Slots(max_connections)
         self._idle: list[AsyncConnection] = []
         self._busy: set[AsyncConnection] = set()

@@ -32,6 +32,7 @@ from waypost.client.cache import (
     cache_key,
 )
 from waypost.client.model import Instance, InstanceSet
+from waypost.exceptions import RegistryConnectError
 
 if TYPE_CHECKING:
     from waypost.client._async import AsyncClient
@@ -78,6 +79,7 @@ class AsyncFeed:
             except Exception as exc:  # the loop's boundary: log, back off
                 if self._stopping.is_set():
                     break
+                self._follow_fail_over(exc)
                 delay, became_stale = state.failed(exc)
                 if became_stale:
                     logger.warning(
@@ -94,6 +96,14 @@ class AsyncFeed:
             if state.succeeded(answer):
                 await self._publish(is_fresh=True)
             self.answered.set()
+
+    def _follow_fail_over(self, error: Exception) -> None:
+        """Several addresses: poll the next agent once this one is gone."""
+        if isinstance(error, RegistryConnectError):
+            self.client._fail_over(self._pool.origin)
+        if self._pool.origin is not self.client._origin:
+            self._pool.interrupt()
+            self._pool = self.client._long_poll_pool()
 
     async def _publish(self, *, is_fresh: bool) -> None:
         self.version += 1

@@ -49,11 +49,28 @@ JSONValue = object
 # ------------------------------------------------------------------ settings
 
 
+def every_origin(settings: Settings) -> list[Settings]:
+    """The settings for each address, the first one first."""
+    return [settings] + [
+        msgspec.structs.replace(settings, base_url=base_url, address=address)
+        for base_url, address in settings.alternates
+    ]
+
+
+def is_never_sent(error: BaseException, method: str) -> bool:
+    """Whether a failed request may go to another agent: it never left
+    (connection refused), or it only reads."""
+    return method == "GET" or isinstance(error.__cause__, ConnectionRefusedError)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the registry is and how to talk to it (resolved once)."""
 
     base_url: str
     address: str
+    #: Further agents of the same cluster, `(base_url, address)` each: the
+    #: client moves to the next when the current one cannot be reached.
+    alternates: tuple[tuple[str, str], ...] = ()
     token: str = ""
     verify: bool | str = True
     cert: tuple[str, str] | str | None = None
@@ -84,12 +101,20 @@ def resolve_settings(
     """Arguments first, then `WAYPOST_*`, then `CONSUL_*`, then defaults.
 
     `address` is `host:port` or a URL (`https://host:port`); `https` is also
-    chosen by `WAYPOST_HTTP_SSL=true` / `CONSUL_HTTP_SSL=true`.
+    chosen by `WAYPOST_HTTP_SSL=true` / `CONSUL_HTTP_SSL=true`. Several
+    addresses, comma-separated, name agents of one cluster: the first is
+    used until it cannot be reached, then the next.
     """
     env = os.environ if environ is None else environ
     raw = address or _env(ADDRESS_ENV, env) or DEFAULT_ADDRESS
     default_scheme = "https" if _is_true(_env(SSL_ENV, env)) else "http"
-    scheme, rest = _parse_address(raw, default_scheme)
+    # Several agents of one cluster: "h1:8500,h2:8500,h3:8500".
+    first, *others = [part.strip() for part in raw.split(",")] if "," in raw else [raw]
+    scheme, rest = _parse_address(first, default_scheme)
+    alternates = []
+    for other in others:
+        other_scheme, other_rest = _parse_address(other, default_scheme)
+        alternates.append((f"{other_scheme}://{other_rest}", other_rest))
     if verify is None:
         ca = _env(CA_CERT_ENV, env)
         flag = _env(SSL_VERIFY_ENV, env)
@@ -101,6 +126,7 @@ def resolve_settings(
     return Settings(
         base_url=f"{scheme}://{rest}",
         address=rest,
+        alternates=tuple(alternates),
         token=token if token is not None else _env(TOKEN_ENV, env),
         verify=verify,
         cert=cert,

@@ -92,6 +92,8 @@ class ConnectionPool:
 
     def __init__(self, origin: Origin, max_connections: int) -> None:
         self._origin = origin
+        #: Where this pool's connections go.
+        self.origin = origin
         self._slots = Slots(max_connections)
         self._idle: list[Connection] = []
         self._busy: set[Connection] = set()

@@ -33,6 +33,7 @@ from waypost.client.cache import (
     cache_key,
 )
 from waypost.client.model import Instance, InstanceSet
+from waypost.exceptions import RegistryConnectError
 
 if TYPE_CHECKING:
     from waypost.client._sync import Client
@@ -79,6 +80,7 @@ class Feed:
             except Exception as exc:  # the loop's boundary: log, back off
                 if self._stopping.is_set():
                     break
+                self._follow_fail_over(exc)
                 delay, became_stale = state.failed(exc)
                 if became_stale:
                     logger.warning(
@@ -95,6 +97,14 @@ class Feed:
             if state.succeeded(answer):
                 self._publish(is_fresh=True)
             self.answered.set()
+
+    def _follow_fail_over(self, error: Exception) -> None:
+        """Several addresses: poll the next agent once this one is gone."""
+        if isinstance(error, RegistryConnectError):
+            self.client._fail_over(self._pool.origin)
+        if self._pool.origin is not self.client._origin:
+            self._pool.interrupt()
+            self._pool = self.client._long_poll_pool()
 
     def _publish(self, *, is_fresh: bool) -> None:
         self.version += 1
