@@ -19,7 +19,8 @@ from collections.abc import Callable
 from waypost.config import PORT_OFF, AgentConfig, HttpLimits, TLSConfig
 from waypost.exceptions import StartupError
 from waypost.http.app import ConsulAPI
-from waypost.http.protocol import ConnectionTracker, HttpProtocol
+from waypost.http.connections import ConnectionTracker
+from waypost.http.protocol import HttpProtocol
 
 logger = logging.getLogger("waypost.http")
 

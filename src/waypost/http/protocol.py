@@ -11,18 +11,16 @@ What one connection may cost is bounded (config.HttpLimits, README "Running
 in production"): the request target (414), the head's bytes and field count
 (431), the body (413, before it is read when Content-Length says so), the
 time a request's head and body may take to arrive (408) and an idle
-keep-alive (closed). Pipelined requests are read at most `max_pipeline`
-ahead, and a client that does not read its answers stops being read from
-(back-pressure) instead of growing the agent's buffers.
+keep-alive (closed); connections.py checks the deadlines. Pipelined requests
+are read at most `max_pipeline` ahead (and parsed at most that many per turn
+of the loop), and a client that does not read its answers stops being read
+from (back-pressure) instead of growing the agent's buffers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import heapq
-import itertools
 import logging
 import socket
 import time
@@ -33,7 +31,6 @@ from urllib.parse import unquote
 
 import httptools
 
-from waypost.config import HttpLimits
 from waypost.exceptions import (
     ExpectationFailed,
     HeaderFieldsTooLarge,
@@ -44,21 +41,15 @@ from waypost.exceptions import (
     UriTooLong,
 )
 from waypost.http.app import ConsulAPI
+from waypost.http.connections import LINGER_BYTES, LINGER_SECONDS, ConnectionTracker
 from waypost.http.errors import error_response
 from waypost.http.messages import Response, text_response
 
 logger = logging.getLogger("waypost.http")
 
-#: Bytes handed to the parser at a time: the most a read can add to the
-#: pipeline queue, and the overshoot of the header-size check, before the
-#: connection can stop reading.
+#: Bytes handed to the parser at a time: between two slices a connection can
+#: stop (its turn is over, its answers back up, its head is too large).
 FEED_SLICE = 4 * 1024
-
-#: After refusing a request mid-way, keep reading (and dropping) what the
-#: client is still sending for this long or this many bytes, so that it
-#: reads our answer instead of a connection reset.
-LINGER_SECONDS = 2.0
-LINGER_BYTES = 4 * 1024 * 1024
 
 #: At the connection cap, a head still arriving after this many seconds may
 #: be dropped to make room (a client's head normally comes in one packet).
@@ -91,87 +82,6 @@ class PendingRequest(NamedTuple):
     refusal: Response | None = None
 
 
-class ConnectionTracker:
-    """Every open connection: shutdown closes idle ones and waits for busy
-    ones; a sweeper task enforces the read and idle deadlines."""
-
-    def __init__(self, limits: HttpLimits | None = None) -> None:
-        self.limits = limits if limits is not None else HttpLimits()
-        self.connections: set[HttpProtocol] = set()
-        #: Connections that have not sent a byte yet, oldest first (a dict
-        #: keeps insertion order): what `shed` closes first, without a scan.
-        self.silent: dict[HttpProtocol, None] = {}
-        self.request_done = asyncio.Event()
-        self._sweeper: asyncio.Task[None] | None = None
-
-    @property
-    def tick(self) -> float:
-        """How often deadlines are checked: a quarter of the shortest."""
-        limits = self.limits
-        timeouts = [
-            t
-            for t in (limits.header_timeout, limits.read_timeout, limits.idle_timeout)
-            if t > 0
-        ]
-        return min(max(min([*timeouts, LINGER_SECONDS]) / 4, 0.02), 1.0)
-
-    def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep(), name="waypost-http-sweep")
-
-    async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-
-    async def _sweep(self) -> None:
-        tick = self.tick
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            for connection in list(self.connections):
-                connection.check_deadlines(now)
-
-    def close_idle(self) -> None:
-        for connection in list(self.connections):
-            connection.close_when_idle()
-
-    def shed(self, count: int) -> int:
-        """Close up to `count` connections that cost least to lose, to make
-        room at the connection cap (nginx's "reusing connections").
-
-        Never one with a request in hand; first those that never sent a
-        byte, then those already refused, then heads arriving slowly, then
-        idle keep-alives; oldest first. Returns how many it closed.
-        """
-        chosen = list(itertools.islice(self.silent, count))
-        if len(chosen) < count:  # a scan, only when the silent ones run out
-            now = time.monotonic()
-            ranked = [
-                (rank, connection)
-                for connection in self.connections
-                if (rank := connection.shed_rank(now)) is not None
-                and connection not in self.silent
-            ]
-            best = heapq.nsmallest(count - len(chosen), ranked, key=lambda p: p[0])
-            chosen += [connection for _, connection in best]
-        for connection in chosen:
-            connection.shed()
-        return len(chosen)
-
-    async def drain(self, grace: float) -> None:
-        """Wait up to `grace` seconds for busy connections, then abort them."""
-        try:
-            async with asyncio.timeout(grace):
-                while any(c.is_busy for c in self.connections):
-                    self.request_done.clear()
-                    await self.request_done.wait()
-        except TimeoutError:
-            for connection in list(self.connections):
-                connection.abort()
-
-
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
@@ -180,29 +90,33 @@ class HttpProtocol(asyncio.Protocol):
         "_body",
         "_body_size",
         "_closing",
-        "_content_length",
         "_continue_pending",
+        "_diverted",
+        "_events",
         "_expect",
         "_head_bytes",
-        "_head_size",
-        "_header_count",
         "_headers",
-        "_last_active",
         "_limits",
         "_linger_bytes",
+        "_max_body",
+        "_max_fields",
+        "_max_head",
+        "_max_pipeline",
+        "_max_url",
         "_on_close",
-        "_parsed",
         "_parser",
         "_phase",
         "_queue",
         "_reading_paused",
         "_refused",
-        "_since",
+        "_seen_at",
+        "_seen_events",
         "_stalled_since",
         "_stash",
         "_task",
         "_tracker",
         "_transport",
+        "_turn_began",
         "_url",
         "_write_paused",
     )
@@ -215,32 +129,42 @@ class HttpProtocol(asyncio.Protocol):
     ) -> None:
         self._api = api
         self._tracker = tracker
-        self._limits = tracker.limits
         self._on_close = on_close
+        limits = self._limits = tracker.limits
+        # Read on every request: plain attributes, not a lookup through limits.
+        self._max_url = limits.max_url_bytes
+        self._max_head = limits.max_header_bytes
+        self._max_fields = limits.max_header_count
+        self._max_body = limits.max_body_bytes
+        self._max_pipeline = limits.max_pipeline
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._header_count = 0
-        self._head_size = 0
         self._head_bytes = 0
-        self._content_length = -1
         self._expect: bytes | None = None
         self._continue_pending = False
         self._body: bytearray | None = None
         self._body_size = 0
         self._queue: deque[PendingRequest] = deque()
         self._task: asyncio.Task[Response] | None = None
+        self._turn_began = 0
         self._closing = False
-        self._refused = False
         self._phase = _FRESH
-        self._since = self._last_active = time.monotonic()
+        # Deadlines without a clock read per request: a request beginning
+        # and an answer written count as events; the sweeper notes when it
+        # first sees a new count (`_seen_at`), a deadline runs from there.
+        self._events = self._seen_events = 0
+        self._seen_at = time.monotonic()
+        # The unusual states, each with a flag, and `_diverted` if any is
+        # set: the one test on the way of every read.
+        self._refused = False
         self._reading_paused = False
+        self._diverted = False
         self._write_paused = False
         self._stalled_since = 0.0
         self._stash: bytes | memoryview = b""
         self._linger_bytes = 0
-        self._parsed = 0
 
     # ------------------------------------------------------------ transport
 
@@ -250,7 +174,7 @@ class HttpProtocol(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Answers are single writes: never let Nagle hold one back.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._since = self._last_active = time.monotonic()
+        self._seen_at = time.monotonic()
         self._tracker.connections.add(self)
         self._tracker.silent[self] = None
 
@@ -279,18 +203,34 @@ class HttpProtocol(asyncio.Protocol):
         self._drain()
 
     def data_received(self, data: bytes) -> None:
+        if self._diverted:
+            self._divert(data)
+        elif len(data) > FEED_SLICE:
+            self._feed(data)
+        elif self._phase > _HEAD:
+            # The usual case, `_feed_slice` inlined: whole requests arrive
+            # between two of them.
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
+                return
+            if self._write_paused or len(self._queue) >= self._max_pipeline:
+                self._pause_reading(b"")
+        elif self._feed_slice(data) and (
+            self._write_paused or len(self._queue) >= self._max_pipeline
+        ):
+            self._pause_reading(b"")
+
+    def _divert(self, data: bytes) -> None:
+        """Input while refused, lingering or not reading."""
         if self._phase == _LINGER:
             self._linger_bytes += len(data)
             if self._linger_bytes > LINGER_BYTES:
                 self.abort()
-            return
-        if self._refused:
-            return
-        if self._reading_paused:
-            # A transport may hand over what it had already read.
+        elif not self._refused:
+            # Reading is paused; a transport may hand over what it had read.
             self._stash = bytes(self._stash) + data
-            return
-        self._feed(data)
 
     @property
     def is_busy(self) -> bool:
@@ -305,30 +245,15 @@ class HttpProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    def shed_rank(self, now: float) -> tuple[int, float] | None:
-        """Where this connection stands in `ConnectionTracker.shed`'s order
-        (lower goes first), or None if it must not be shed."""
-        if self.is_busy or self._transport is None:
-            return None
-        phase = self._phase
-        if phase == _FRESH:
-            return (0, self._since)
-        if phase == _LINGER:
-            return (1, self._since)
-        if phase == _HEAD and now - self._since > SLOW_HEAD:
-            return (2, self._since)
-        if phase == _IDLE:
-            return (3, self._last_active)
-        return None
-
-    def shed(self) -> None:
-        if self._phase == _IDLE:
-            self.close_when_idle()
-        else:
-            self.abort()
+    # ------------------------------------------------------------ deadlines
 
     def check_deadlines(self, now: float) -> None:
         """Close the connection if its current phase has run out of time."""
+        if self._events != self._seen_events:
+            self._seen_events = self._events
+            self._seen_at = now
+            return
+        age = now - self._seen_at
         limits = self._limits
         if self._write_paused:
             # Answers are waiting for the client to read them.
@@ -337,24 +262,20 @@ class HttpProtocol(asyncio.Protocol):
             return
         phase = self._phase
         if phase == _LINGER:
-            if now - self._since > LINGER_SECONDS:
+            if age > LINGER_SECONDS:
                 self.abort()
         elif self._reading_paused:
             return  # our side is behind (pipelining): not the client's time
         elif phase == _IDLE:
-            if (
-                limits.idle_timeout
-                and not self.is_busy
-                and now - self._last_active > limits.idle_timeout
-            ):
+            if limits.idle_timeout and not self.is_busy and age > limits.idle_timeout:
                 self.close_when_idle()
         elif phase == _FRESH:
-            if limits.header_timeout and now - self._since > limits.header_timeout:
+            if limits.header_timeout and age > limits.header_timeout:
                 self.close_when_idle()
         elif phase == _HEAD:
-            if limits.header_timeout and now - self._since > limits.header_timeout:
+            if limits.header_timeout and age > limits.header_timeout:
                 self._time_out("headers", limits.header_timeout)
-        elif limits.read_timeout and now - self._since > limits.read_timeout:
+        elif limits.read_timeout and age > limits.read_timeout:
             self._time_out("body", limits.read_timeout)
 
     def _time_out(self, part: str, limit: float) -> None:
@@ -366,6 +287,30 @@ class HttpProtocol(asyncio.Protocol):
                 RequestTimeout(f"Request {part} not received within {limit:g}s")
             )
 
+    def shed_rank(self, now: float) -> tuple[int, float] | None:
+        """Where this connection stands in `ConnectionTracker.shed`'s order
+        (lower goes first), or None if it must not be shed."""
+        if self.is_busy or self._transport is None:
+            return None
+        phase, since = self._phase, self._seen_at
+        if self._events != self._seen_events:
+            since = now  # its state changed after the last sweep: young
+        if phase == _FRESH:
+            return (0, since)
+        if phase == _LINGER:
+            return (1, since)
+        if phase == _HEAD and now - since > SLOW_HEAD:
+            return (2, since)
+        if phase == _IDLE:
+            return (3, since)
+        return None
+
+    def shed(self) -> None:
+        if self._phase == _IDLE:
+            self.close_when_idle()
+        else:
+            self.abort()
+
     # ------------------------------------------------------------ reading
 
     def _feed(self, data: bytes | memoryview) -> None:
@@ -375,14 +320,9 @@ class HttpProtocol(asyncio.Protocol):
         for the loop's next turn, so a client pipelining thousands of
         requests cannot keep the loop from everyone else.
         """
-        self._parsed = 0
-        size = len(data)
-        if size <= FEED_SLICE:
-            if self._feed_slice(data):
-                self._wait_if_needed(b"")
-            return
+        self._turn_began = self._events
         view = memoryview(data)
-        for start in range(0, size, FEED_SLICE):
+        for start in range(0, len(view), FEED_SLICE):
             if start and self._wait_if_needed(view[start:]):
                 return
             if not self._feed_slice(view[start : start + FEED_SLICE]):
@@ -392,10 +332,11 @@ class HttpProtocol(asyncio.Protocol):
     def _wait_if_needed(self, rest: bytes | memoryview) -> bool:
         """Stop reading if answers are backed up or this turn has had its
         share; keep `rest` for later. True if it stopped."""
-        if self._must_wait():
+        if self._write_paused or len(self._queue) >= self._max_pipeline:
             self._pause_reading(rest)
             return True
-        if rest and self._parsed >= self._limits.max_pipeline:
+        # A request counts twice in `_events`: its first byte and its answer.
+        if rest and self._events - self._turn_began >= 2 * self._max_pipeline:
             self._pause_reading(rest)
             asyncio.get_running_loop().call_soon(self._resume_reading)
             return True
@@ -407,34 +348,34 @@ class HttpProtocol(asyncio.Protocol):
             self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, RequestRejected):
-                self._refuse(cause)
-            elif self._transport is not None and not self._refused:
-                self._refuse(InvalidRequest(f"Malformed HTTP request: {exc}"))
-            return False
-        except httptools.HttpParserUpgrade:
-            self._refuse(InvalidRequest("Upgrades are not supported"))
-            return False
         except httptools.HttpParserError as exc:
-            self._refuse(InvalidRequest(f"Malformed HTTP request: {exc}"))
+            self._parse_failed(exc)
             return False
-        if self._transport is None or self._refused:
+        if self._diverted or self._transport is None:
             return False
-        if self._phase <= _HEAD and self._head_bytes > self._limits.max_header_bytes:
+        if self._phase <= _HEAD and self._head_bytes > self._max_head:
             # One field still arriving: httptools holds it until it ends.
             self._refuse(self._head_too_large())
             return False
         return True
 
-    def _must_wait(self) -> bool:
-        return self._write_paused or len(self._queue) >= self._limits.max_pipeline
+    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
+        """A limit raised in a callback, or input that is not HTTP/1.1."""
+        if isinstance(exc, httptools.HttpParserCallbackError):
+            cause = exc.__context__
+            if isinstance(cause, RequestRejected):
+                self._refuse(cause)
+            elif self._transport is not None:  # else: closed while parsing
+                self._refuse(InvalidRequest(f"Malformed HTTP request: {exc}"))
+        elif isinstance(exc, httptools.HttpParserUpgrade):
+            self._refuse(InvalidRequest("Upgrades are not supported"))
+        else:
+            self._refuse(InvalidRequest(f"Malformed HTTP request: {exc}"))
 
     def _pause_reading(self, rest: bytes | memoryview) -> None:
         self._stash = rest
         if not self._reading_paused and self._transport is not None:
-            self._reading_paused = True
+            self._reading_paused = self._diverted = True
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
@@ -442,21 +383,16 @@ class HttpProtocol(asyncio.Protocol):
             not self._reading_paused
             or self._refused
             or self._transport is None
-            or self._must_wait()
+            or self._write_paused
+            or len(self._queue) >= self._max_pipeline
         ):
             return
-        self._reading_paused = False
+        self._reading_paused = self._diverted = False
         stash, self._stash = self._stash, b""
         if stash:
             self._feed(stash)
         if not self._reading_paused and self._transport is not None:
             self._transport.resume_reading()
-
-    def _head_too_large(self) -> HeaderFieldsTooLarge:
-        return HeaderFieldsTooLarge(
-            "Request header fields too large: the limit is"
-            f" {self._limits.max_header_bytes} bytes",
-        )
 
     # ------------------------------------------------------------ parser
 
@@ -464,63 +400,52 @@ class HttpProtocol(asyncio.Protocol):
         if self._transport is None:
             raise ConnectionAbortedError  # closed mid-slice: stop parsing
         if self._phase == _FRESH:
-            self._tracker.silent.pop(self, None)
+            self._tracker.silent.pop(self, None)  # its deadline runs from accept
         else:
-            self._since = time.monotonic()
+            self._events += 1
         self._phase = _HEAD
         self._url = b""
         self._headers = []
-        self._header_count = 0
-        self._head_size = 0
-        self._content_length = -1
-        self._expect = None
-        self._body = None
-        self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._limits.max_url_bytes:
+        if len(self._url) > self._max_url:
             raise UriTooLong(
-                "Request URL too long: the limit is"
-                f" {self._limits.max_url_bytes} bytes (path and query string)"
+                f"Request URL too long: the limit is {self._max_url} bytes"
+                " (path and query string)"
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         self._headers.append((name, value))
-        self._header_count += 1
-        self._head_size += len(name) + len(value) + 4
-        limits = self._limits
-        if self._header_count > limits.max_header_count:
-            raise HeaderFieldsTooLarge(
-                "Request header fields too many: the limit is"
-                f" {limits.max_header_count} fields",
-            )
-        if self._head_size + len(self._url) > limits.max_header_bytes:
-            raise self._head_too_large()
-        if name == b"content-length":
-            with contextlib.suppress(ValueError):  # the parser refuses it
-                self._content_length = int(value)
-        elif name == b"expect":
+        if name == b"expect" or name == b"content-length":
+            self._watched_header(name, value)
+
+    def _watched_header(self, name: bytes, value: bytes) -> None:
+        if name == b"expect":
             self._expect = value
+        elif value.isdigit() and int(value) > self._max_body:  # Content-Length
+            raise self._body_too_large()  # before a byte of the body is read
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
+        if len(self._headers) > self._max_fields:
+            raise HeaderFieldsTooLarge(
+                f"Request header fields too many: the limit is {self._max_fields}"
+                " fields"
+            )
+        # `_head_bytes` counted whole slices: near the limit, count exactly.
+        if self._head_bytes + FEED_SLICE > self._max_head and self._head_size() > (
+            self._max_head
+        ):
+            raise self._head_too_large()
         self._head_bytes = 0
-        if self._content_length > self._limits.max_body_bytes:
-            raise self._body_too_large()
         if self._expect is not None:
-            if self._expect.lower() != b"100-continue":
-                raise ExpectationFailed(
-                    "Expectation not supported: only 100-continue is"
-                )
-            if self._parser.get_http_version() != "1.0":
-                self._continue_pending = True
-                self._send_continue()
+            self._expect_continue()
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._limits.max_body_bytes:
+        if self._body_size > self._max_body:
             raise self._body_too_large()  # chunked: no Content-Length to check
         if self._body is None:
             self._body = bytearray(body)
@@ -529,30 +454,50 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
-        self._parsed += 1
-        self._continue_pending = False
+        if self._continue_pending:
+            self._continue_pending = False
         try:
             parsed = httptools.parse_url(self._url)
         except httptools.HttpParserInvalidURLError:
             raise InvalidRequest("Malformed request target") from None
         raw_path = parsed.path.decode("latin-1")
-        request = PendingRequest(
-            self._parser.get_method().decode("ascii"),
-            unquote(raw_path) if "%" in raw_path else raw_path,
-            parsed.query or b"",
-            self._headers,
-            bytes(self._body) if self._body is not None else b"",
-            self._parser.should_keep_alive(),
-        )
+        body = b""
+        if self._body is not None:
+            body = bytes(self._body)
+            self._body, self._body_size = None, 0
+        method = self._parser.get_method().decode("ascii")
+        path = unquote(raw_path) if "%" in raw_path else raw_path
+        query = parsed.query or b""
+        keep_alive = self._parser.should_keep_alive()
         if self._task is None and not self._queue and not self._write_paused:
-            self._handle(request)
+            self._run(method, path, query, self._headers, body, keep_alive)
         else:
-            self._queue.append(request)
+            self._queue.append(
+                PendingRequest(method, path, query, self._headers, body, keep_alive)
+            )
+
+    def _head_size(self) -> int:
+        """The request line and headers, in bytes (as sent, near enough)."""
+        fields = sum(len(name) + len(value) + 4 for name, value in self._headers)
+        return len(self._url) + fields + 16
+
+    def _head_too_large(self) -> HeaderFieldsTooLarge:
+        return HeaderFieldsTooLarge(
+            f"Request header fields too large: the limit is {self._max_head} bytes"
+        )
 
     def _body_too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"Request body too large: the limit is {self._limits.max_body_bytes} bytes",
+            f"Request body too large: the limit is {self._max_body} bytes"
         )
+
+    def _expect_continue(self) -> None:
+        expect, self._expect = self._expect, None
+        if expect is None or expect.lower() != b"100-continue":
+            raise ExpectationFailed("Expectation not supported: only 100-continue is")
+        if self._parser.get_http_version() != "1.0":
+            self._continue_pending = True
+            self._send_continue()
 
     def _send_continue(self) -> None:
         """`100 Continue`, once the answers before this request are out."""
@@ -570,17 +515,25 @@ class HttpProtocol(asyncio.Protocol):
             and self._transport is not None
             and not self._write_paused
         ):
-            self._handle(self._queue.popleft())
+            request = self._queue.popleft()
+            if request.refusal is not None:
+                self._answer_refusal(request.refusal)
+                return
+            self._run(*request[:6])
         if self._transport is not None and not self.is_busy:
             self._send_continue()
         self._resume_reading()
 
-    def _handle(self, request: PendingRequest) -> None:
+    def _run(  # positional: called for every request
+        self,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
         """Run one request inline; only if it waits does it become a task."""
-        if request.refusal is not None:
-            self._answer_refusal(request.refusal)
-            return
-        method, path, query, headers, body, keep_alive, _ = request
         coro = self._api.respond(method, path, query, headers, body)
         try:
             first = coro.send(None)
@@ -612,20 +565,22 @@ class HttpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        # Closing (shutdown, the client's EOF): the last queued answer says so.
+        # Closing (shutdown): the last queued answer says so.
         keep_alive = keep_alive and not (self._closing and not self._queue)
         transport.write(response.serialize(keep_alive=keep_alive))
-        self._last_active = time.monotonic()
+        self._events += 1
         if not keep_alive:
             self._queue.clear()
             transport.close()
             self._transport = None
 
+    # ------------------------------------------------------------ refusing
+
     def _refuse(self, refusal: RequestRejected) -> None:
         """Stop reading; answer the refusal after what is already in flight."""
         if self._refused or self._transport is None:
             return
-        self._refused = True
+        self._refused = self._diverted = True
         self._parser = _RETIRED
         logger.debug("refused a request: %s", refusal)
         response = error_response(refusal, "", "")
@@ -646,7 +601,8 @@ class HttpProtocol(asyncio.Protocol):
         self._queue.clear()
         self._stash = b""
         self._phase = _LINGER
-        self._since = time.monotonic()
+        self._seen_at = time.monotonic()
+        self._seen_events = self._events
         if transport.can_write_eof():
             transport.write_eof()
         if self._reading_paused:
