@@ -574,6 +574,10 @@ def main() -> None:
     finally:
         code = agent.stop()
     text = report(phases, seconds, sizes, load)
+    text += (
+        f"\nThe agent logged {len(agent.log_lines)} lines in all the attacks"
+        " (warnings about the caps at most once a minute each).\n"
+    )
     print(text)
     if code != 0:
         raise SystemExit(f"the agent exited with {code}:\n{agent.log[-3000:]}")

@@ -286,3 +286,22 @@ def test_the_header_deadline_holds_over_tls(tls_files: TLSFiles) -> None:
         answer = tls.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert answer.endswith(b"Request headers not received within 0.3s")
+
+
+def test_https_comes_from_waypost_environment_variables(tls_files: TLSFiles) -> None:
+    env = {
+        "WAYPOST_HTTPS_ADDR": "127.0.0.1:0",
+        "WAYPOST_TLS_CERT_FILE": tls_files.server_cert,
+        "WAYPOST_TLS_KEY_FILE": tls_files.server_key,
+        "WAYPOST_TLS_MIN_VERSION": "tls13",
+    }
+    with run_agent(env=env) as agent:
+        assert agent.https_port > 0
+        old = client_context(tls_files)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(agent.https_url, verify=old)
+        response = httpx.get(
+            f"{agent.https_url}/v1/status/leader", verify=client_context(tls_files)
+        )
+        assert response.status_code == 200
