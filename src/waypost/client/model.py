@@ -24,6 +24,11 @@ class Instance(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     none (Consul's rule). `status` is the worst of its checks and its node's.
     """
 
+    # gc=False: an Instance holds only strings, numbers, a tuple of strings
+    # and a dict of strings, so it can never be part of a reference cycle;
+    # untracked, a read of 1,000 instances does not trigger collections of
+    # everything else (a third of the decode time when tracked).
+
     service_id: str
     name: str
     address: str
