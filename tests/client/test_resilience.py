@@ -42,7 +42,10 @@ async def test_registration_is_back_within_one_heartbeat_after_a_registry_restar
         assert passing_ids(fixed_agent, "api") == []
 
         async def is_back() -> bool:
-            return passing_ids(fixed_agent, "api") == ["api-1"]
+            # In a thread: a blocking read here would stall the event loop
+            # the asyncio twin's heartbeat task runs on.
+            found = await asyncio.to_thread(passing_ids, fixed_agent, "api")
+            return found == ["api-1"]
 
         took = await poll(is_back, within=5)
         assert took <= interval + 0.75  # slack for a loaded CI machine
