@@ -24,6 +24,7 @@ __all__ = [
     "Background",
     "Condition",
     "Event",
+    "Feed",
     "Lock",
     "Slots",
     "Stream",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 Lock = asyncio.Lock
+
+#: Takes received bytes; True once it has read a whole message.
+Feed = Callable[[bytes], bool]
 
 
 def now() -> float:
@@ -45,18 +49,20 @@ async def sleep(seconds: float) -> None:
 
 
 class _StreamProtocol(asyncio.Protocol):
-    """Bytes in, handed to at most one waiting reader.
+    """Bytes in, fed straight to the current receiver's `feed` (in the
+    loop's callback: a reader wakes once per message, not once per chunk).
 
-    One timer per connection bounds the reader's wait: it is armed at the
-    first deadline and, when it fires early for a later reader, moved to
-    that reader's deadline, so a steady stream of requests costs no timer
+    One timer per connection bounds the receiver's wait: it is armed at the
+    first deadline and, when it fires early for a later receiver, moved to
+    that receiver's deadline, so a steady stream of requests costs no timer
     each.
     """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.chunks: collections.deque[bytes] = collections.deque()
-        self.waiter: asyncio.Future[bytes] | None = None
+        self.feed: Feed | None = None
+        self.waiter: asyncio.Future[bool] | None = None
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
@@ -68,13 +74,19 @@ class _StreamProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(data)
-                return
-        self.chunks.append(data)
+        feed = self.feed
+        if feed is None:  # nobody receives: kept, and the stream is spoiled
+            self.chunks.append(data)
+            return
+        try:
+            done = feed(data)
+        except Exception as exc:  # the receiver's parser refused the bytes
+            self._wake(exc=exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if done:
+            self._wake(done=True)
 
     def eof_received(self) -> bool:
         self._end(None)
@@ -90,17 +102,21 @@ class _StreamProtocol(asyncio.Protocol):
         self.is_closed = True
         if exc is not None and self.error is None:
             self.error = exc
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(b"")
-            else:
-                waiter.set_exception(exc)
+        self._wake(exc=exc)
 
-    def wait(self, deadline: float) -> asyncio.Future[bytes]:
+    def _wake(self, *, done: bool = False, exc: BaseException | None = None) -> None:
+        waiter, self.waiter, self.feed = self.waiter, None, None
+        if waiter is None or waiter.done():
+            return
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done)
+
+    def wait(self, feed: Feed, deadline: float) -> asyncio.Future[bool]:
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bytes] = loop.create_future()
-        self.waiter, self.deadline = waiter, deadline
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self.waiter, self.feed, self.deadline = waiter, feed, deadline
         if self.timer is None or self.timer_at > deadline:
             if self.timer is not None:
                 self.timer.cancel()
@@ -115,9 +131,8 @@ class _StreamProtocol(asyncio.Protocol):
             return
         loop = asyncio.get_running_loop()
         if loop.time() >= self.deadline:
-            self.waiter = None
-            waiter.set_exception(TimeoutError())
-        else:  # armed for an earlier reader: follow this one's deadline
+            self._wake(exc=TimeoutError())
+        else:  # armed for an earlier receiver: follow this one's deadline
             self.timer = loop.call_at(self.deadline, self._on_timer)
             self.timer_at = self.deadline
 
@@ -128,7 +143,7 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 class Stream:
-    """One TCP connection (TLS when given a context), read chunk by chunk."""
+    """One TCP connection (TLS when given a context)."""
 
     __slots__ = ("_is_tls", "_protocol", "_transport")
 
@@ -167,19 +182,21 @@ class Stream:
             raise ConnectionResetError("the connection is closed")
         self._transport.write(data)
 
-    async def read(self, deadline: float) -> bytes:
-        """The next bytes received; b"" once the peer closed."""
+    async def receive(self, feed: Feed, deadline: float) -> bool:
+        """Hand received bytes to `feed` until it returns True (then True),
+        or until the peer closes (then False); TimeoutError at `deadline`."""
         protocol = self._protocol
-        if protocol.chunks:
-            return protocol.chunks.popleft()
+        while protocol.chunks:
+            if feed(protocol.chunks.popleft()):
+                return True
         if protocol.is_closed:
             if protocol.error is not None:
                 raise protocol.error
-            return b""
+            return False
         try:
-            return await protocol.wait(deadline)
+            return await protocol.wait(feed, deadline)
         finally:
-            protocol.waiter = None
+            protocol.waiter = protocol.feed = None
 
     def is_dropped(self) -> bool:
         """True when an idle connection cannot carry another request."""

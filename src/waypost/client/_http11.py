@@ -102,13 +102,23 @@ class Reply:
     completes (httptools forgets it once the parser is reset).
     """
 
-    __slots__ = ("_parser", "body", "content_type", "done", "index", "keep_alive")
+    __slots__ = (
+        "_parser",
+        "body",
+        "content_type",
+        "done",
+        "index",
+        "keep_alive",
+        "started",
+    )
 
     def __init__(self) -> None:
         self.body: list[bytes] = []
         self.index = 0
         self.content_type = b""
         self.done = False
+        #: Whether any of the answer arrived (a stale connection gets none).
+        self.started = False
         self.keep_alive = False
         self._parser: httptools.HttpResponseParser | None = None
 
@@ -119,6 +129,7 @@ class Reply:
         return reply, reply._parser
 
     def on_message_begin(self) -> None:
+        self.started = True
         self.body = []
         self.index = 0
         self.content_type = b""

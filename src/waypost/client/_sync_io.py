@@ -25,6 +25,7 @@ __all__ = [
     "Background",
     "Condition",
     "Event",
+    "Feed",
     "Lock",
     "Slots",
     "Stream",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 Lock = threading.Lock
+
+#: Takes received bytes; True once it has read a whole message.
+Feed = Callable[[bytes], bool]
 
 #: How much one read asks the kernel for.
 READ_SIZE = 256 * 1024
@@ -90,10 +94,17 @@ class Stream:
         self._sock.settimeout(_remaining(deadline))
         self._sock.sendall(data)
 
-    def read(self, deadline: float) -> bytes:
-        """The next bytes received; b"" once the peer closed."""
-        self._sock.settimeout(_remaining(deadline))
-        return self._sock.recv(READ_SIZE)
+    def receive(self, feed: Feed, deadline: float) -> bool:
+        """Hand received bytes to `feed` until it returns True (then True),
+        or until the peer closes (then False); TimeoutError at `deadline`."""
+        sock = self._sock
+        while True:
+            sock.settimeout(_remaining(deadline))
+            data = sock.recv(READ_SIZE)
+            if not data:
+                return False
+            if feed(data):
+                return True
 
     def is_dropped(self) -> bool:
         """True when an idle connection cannot carry another request.

@@ -22,11 +22,12 @@ from waypost.exceptions import RegistryConnectError
 class Connection:
     """One connection; one request at a time."""
 
-    __slots__ = ("_parser", "_reply", "_stream", "is_reusable")
+    __slots__ = ("_feed", "_parser", "_reply", "_stream", "is_reusable")
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
         self._reply, self._parser = Reply.parser()
+        self._feed = self._parse  # one bound method for every request
         self.is_reusable = True
 
     @classmethod
@@ -40,28 +41,26 @@ class Connection:
         )
         return cls(stream)
 
+    def _parse(self, data: bytes) -> bool:
+        self._parser.feed_data(data)
+        return self._reply.done
+
     def request(self, message: bytes, deadline: float) -> Answer:
         """Send one request and read its whole answer."""
         reply = self._reply
-        reply.done = False
-        parser = self._parser
-        answered = False
+        reply.done = reply.started = False
         try:
             self._stream.write(message, deadline)
-            while not reply.done:
-                data = self._stream.read(deadline)
-                if not data:
-                    raise ConnectionDropped(answered)
-                answered = True
-                parser.feed_data(data)
+            if not self._stream.receive(self._feed, deadline):
+                raise ConnectionDropped(reply.started)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
             self.is_reusable = False
-            raise ConnectionDropped(answered) from exc
+            raise ConnectionDropped(reply.started) from exc
         except BaseException:
             self.is_reusable = False
             raise
         self.is_reusable = reply.keep_alive
-        return reply.answer(parser.get_status_code())
+        return reply.answer(self._parser.get_status_code())
 
     def is_dropped(self) -> bool:
         return self._stream.is_dropped()
