@@ -1,7 +1,8 @@
 """The import direction ARCHITECTURE.md draws, enforced.
 
 client, commands  →  waypost.client only (the public client)
-http, eureka (transports) →  registry (the narrow interface), core, never the agent
+http, eureka, dns (transports) →  registry (the narrow interface), core, never the agent
+metrics           →  nothing of waypost (any layer records into it)
 registry          →  core, store protocol
 store             →  core values, never a transport
 core              →  nothing with I/O, no transport, no registry
@@ -56,6 +57,24 @@ RULES = {
     "eureka never imports the agent, the stores or the runner": (
         files("eureka"),
         ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),
+    ),
+    "dns never imports the agent, http, the stores or the runner": (
+        files("dns"),
+        (
+            "waypost.server",
+            "waypost.http",
+            "waypost.store",
+            "waypost.runner",
+            "waypost.cli",
+        ),
+    ),
+    "metrics record from any layer, so import none": (
+        files("metrics", "__init__.py"),
+        ("waypost.",),
+    ),
+    "metrics export reads the registry, never a transport or the agent": (
+        files("metrics"),
+        ("waypost.server", "waypost.http", "waypost.dns", "waypost.cli"),
     ),
     "the client imports no server-side code": (
         files("client"),

@@ -8,13 +8,13 @@ works with `waypost` in place of `consul`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 import click
 
 from waypost import __version__
 from waypost.cli_cluster import etcd_options, etcd_settings
+from waypost.cli_dns import dns_options, dns_settings
 from waypost.cli_listeners import (
     listener_options,
     listener_settings,
@@ -46,6 +46,11 @@ _CONSUL_FLAGS = {
     "-log-level": "--log-level",
     "-enable-script-checks": "--enable-script-checks",
     "-https-port": "--https-port",
+    "-dns-port": "--dns-port",
+    "-domain": "--domain",
+    "-alt-domain": "--alt-domain",
+    "-recursor": "--recursor",
+    "-log-json": "--log-json",
 }
 
 
@@ -148,8 +153,15 @@ def main() -> None:
     show_default=True,
     help="Most active checks probing at once.",
 )
+@click.option(
+    "--log-json",
+    is_flag=True,
+    help="Log one JSON object per line (@timestamp, @level, @message,"
+    " @module and fields), as Consul's -log-json.",
+)
 @listener_options
 @etcd_options
+@dns_options
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -169,6 +181,7 @@ def agent(
     self_preservation_window: str,
     panic_threshold: float,
     check_concurrency: int,
+    log_json: bool,
     server: bool,
     bootstrap: bool,
     **listening: object,
@@ -188,12 +201,11 @@ def agent(
     level = {"trace": "DEBUG", "warn": "WARNING"}.get(
         log_level.lower(), log_level.upper()
     )
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from waypost.logs import configure_logging
+
+    configure_logging(level, json_lines=log_json)
     etcd = etcd_settings(listening)
+    dns = dns_settings(listening, client=client, split=_split_addr)
     settings = listener_settings(
         listening, client=client, default_host=host, split=_split_addr
     )
@@ -213,6 +225,8 @@ def agent(
         panic_threshold=panic_threshold,
         check_concurrency=check_concurrency,
         etcd=etcd,
+        dns=dns,
+        log_json=log_json,
         **settings,
     )
     raise_open_files_limit()

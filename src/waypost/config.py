@@ -58,6 +58,16 @@ DEFAULT_TLS_MIN_VERSION = "TLSv1_2"
 DEFAULT_ETCD_PREFIX = "/waypost"
 DEFAULT_MEMBER_LEASE = 10.0
 
+#: DNS (Consul's `ports.dns`, `domain`, `dns_config`): where it listens, the
+#: zone it answers for, and Consul's defaults for what it answers.
+DEFAULT_DNS_PORT = 8600
+DEFAULT_DOMAIN = "consul."
+#: Consul's `dns_config.udp_answer_limit`: answers in a UDP reply to a query
+#: without EDNS0 (at most 8, Consul's maxUDPAnswerLimit).
+DEFAULT_UDP_ANSWER_LIMIT = 3
+#: Consul's `dns_config.recursor_timeout`.
+DEFAULT_RECURSOR_TIMEOUT = 2.0
+
 #: The Consul API level waypost implements, reported as Config.Version.
 CONSUL_API_VERSION = "1.22.0"
 
@@ -128,6 +138,46 @@ class EtcdConfig(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.endpoints)
 
 
+class DnsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The DNS interface (Consul's `ports.dns`, `domain`, `dns_config`).
+
+    Args:
+        host: address the UDP and TCP listeners bind.
+        port: their port; 0 picks a free one (tests); -1: no DNS.
+        domain: the zone answered (`consul.`); names end with a dot.
+        alt_domain: a second zone answered the same way ("" for none).
+        recursors: `HOST:PORT` of resolvers that answer names outside the
+            zones; none: such names are REFUSED.
+        recursor_timeout: seconds to wait for a recursor.
+        node_ttl: TTL in seconds of node and `.addr.` answers.
+        service_ttl: (name, seconds) pairs; a name ending in `*` is a
+            prefix (Consul's `dns_config.service_ttl`); the rest get 0.
+        enable_truncate: set TC when a UDP answer was cut, so clients retry
+            over TCP (Consul's `dns_config.enable_truncate`).
+        udp_answer_limit: answers in a UDP reply without EDNS0.
+        a_record_limit: most A/AAAA answers per reply (0: no limit).
+        node_meta_txt: node meta as TXT records in the additional section
+            (Consul's `enable_additional_node_meta_txt`).
+    """
+
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_DNS_PORT
+    domain: str = DEFAULT_DOMAIN
+    alt_domain: str = ""
+    recursors: tuple[str, ...] = ()
+    recursor_timeout: float = DEFAULT_RECURSOR_TIMEOUT
+    node_ttl: float = 0.0
+    service_ttl: tuple[tuple[str, float], ...] = ()
+    enable_truncate: bool = False
+    udp_answer_limit: int = DEFAULT_UDP_ANSWER_LIMIT
+    a_record_limit: int = 0
+    node_meta_txt: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        return self.port != PORT_OFF
+
+
 class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How one agent runs.
 
@@ -155,6 +205,8 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
         check_concurrency: most active checks probing at once.
         etcd: cluster mode (several agents, one catalog in etcd); off by
             default, when the embedded store is used.
+        dns: the DNS interface (UDP and TCP on 127.0.0.1:8600 by default).
+        log_json: log one JSON object per line (Consul's `-log-json`).
     """
 
     http_host: str = DEFAULT_HTTP_HOST
@@ -175,6 +227,8 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     panic_threshold: float = 0.0
     check_concurrency: int = DEFAULT_CHECK_CONCURRENCY
     etcd: EtcdConfig = msgspec.field(default_factory=EtcdConfig)
+    dns: DnsConfig = msgspec.field(default_factory=DnsConfig)
+    log_json: bool = False
 
     @property
     def advertise_address(self) -> str:

@@ -36,6 +36,7 @@ from waypost.core.model import Check, HealthStatus
 from waypost.core.planner import check_key, plan, unknown_check
 from waypost.core.watch import Watchers
 from waypost.exceptions import NotFound
+from waypost.metrics import HEARTBEATS
 from waypost.runner.probes import require_scripts_enabled
 from waypost.store.base import Conflict, Store
 
@@ -183,6 +184,7 @@ class Registry:
         if check is None:
             raise unknown_check(check_id)
         if heartbeat:
+            HEARTBEATS.inc()
             self.catalog.touch((node, check_id), self.now())
         decided = self.check_states.observe((node, check_id), check.definition, status)
         if decided is None:

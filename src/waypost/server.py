@@ -26,8 +26,10 @@ from waypost.core.changes import (
     RegisterService,
 )
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus, Node, Service
+from waypost.dns.server import DnsServer
 from waypost.http.app import ConsulAPI
 from waypost.http.listeners import HttpServer, open_listeners
+from waypost.logs import HUB
 from waypost.registry import Clock, Registry
 from waypost.runner.scheduler import CheckRunner
 from waypost.store.base import Store
@@ -208,21 +210,31 @@ class Agent:
         self.registry.http_port = next(
             (lst.port for lst in http.listeners if lst.scheme == "http"), PORT_OFF
         )
+        dns = DnsServer(self.registry, self.config.dns)
+        if self.config.dns.enabled:
+            try:
+                dns.bind()
+            except BaseException:
+                await http.stop_accepting()
+                raise
         loop = asyncio.get_running_loop()
         await self.startup()
         try:
             http.start()
+            if self.config.dns.enabled:
+                await dns.start()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_shutdown)
             logger.info(
                 "waypost agent %s listening on %s node=%s datacenter=%s"
-                " store=%s consul-api=%s",
+                " store=%s consul-api=%s dns=%s",
                 __version__,
                 " ".join(http.urls),
                 self.config.node,
                 self.config.datacenter,
                 self.store.description,
                 CONSUL_API_VERSION,
+                dns.address if self.config.dns.enabled else "off",
             )
             await self._stop.wait()
             logger.info("shutting down")
@@ -230,8 +242,10 @@ class Agent:
             # in-flight requests (durable commits) time to finish; 4. close.
             await http.stop_accepting()
             self.registry.begin_shutdown()
+            HUB.close_streams()
             await http.close(SHUTDOWN_GRACE)
         finally:
+            await dns.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await http.stop_accepting()

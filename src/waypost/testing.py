@@ -26,10 +26,14 @@ from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (?P<urls>(?:https?://\S+ )+)")
 _URL = re.compile(r"(?P<scheme>https?)://(?P<host>\S+):(?P<port>\d+)")
+_DNS = re.compile(r" dns=(?P<host>\S+):(?P<port>\d+)")
 
 #: Endpoints of an etcd cluster: `--dev` agents run on it instead (each with
 #: a prefix of its own), so the single-agent tests run over the etcd store.
 TEST_ETCD_ENV = "WAYPOST_TEST_ETCD"
+
+#: The agent reads `--dns-addr` from here too (click's auto_envvar_prefix).
+DNS_ADDR_ENV = "WAYPOST_DNS_ADDR"
 
 #: How long to wait for an agent to print its start-up line.
 START_TIMEOUT = 20.0
@@ -55,6 +59,8 @@ class AgentProcess:
         self.host = "127.0.0.1"
         self.port = 0
         self.https_port = 0
+        #: The DNS port (UDP and TCP); 0 when DNS is off.
+        self.dns_port = 0
         self.process: subprocess.Popen[str] | None = None
         self.log_lines: list[str] = []
         self._started = threading.Event()
@@ -75,7 +81,13 @@ class AgentProcess:
     def address(self) -> str:
         return f"{self.host}:{self.port or self.https_port}"
 
+    @property
+    def dns_address(self) -> tuple[str, int]:
+        """(host, port) of the agent's DNS interface, for a resolver."""
+        return (self.host, self.dns_port)
+
     def command(self) -> list[str]:
+        # A free port for HTTP; a later flag in `extra_args` wins.
         args = [sys.executable, "-m", "waypost", "agent", "--http-addr", "127.0.0.1:0"]
         args += ["--node", self.node]
         etcd = os.environ.get(TEST_ETCD_ENV, "")
@@ -92,7 +104,10 @@ class AgentProcess:
         """Start the agent and wait until it listens; raise if it exits."""
         self._started.clear()
         self.log_lines = []
-        env = {**os.environ, **(self.env or {})}
+        # DNS on a free port too (8600 would collide between agents), given
+        # as WAYPOST_DNS_ADDR so that revisions without DNS ignore it (bench/
+        # ab.py); `env` or `--dns-addr` in `extra_args` override it.
+        env = {**os.environ, DNS_ADDR_ENV: "127.0.0.1:0", **(self.env or {})}
         self.process = subprocess.Popen(
             self.command(),
             stdout=subprocess.DEVNULL,
@@ -129,6 +144,8 @@ class AgentProcess:
                         self.https_port = int(url.group("port"))
                     else:
                         self.port = int(url.group("port"))
+                dns = _DNS.search(line)
+                self.dns_port = int(dns.group("port")) if dns else 0
                 self._started.set()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:

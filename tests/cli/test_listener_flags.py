@@ -31,6 +31,21 @@ def test_every_listener_flag_is_in_running_in_production() -> None:
     assert [f for f in flags if f"`{f}`" not in section] == []
 
 
+def test_every_dns_flag_is_in_the_dns_section() -> None:
+    section = README.read_text().split("\n## DNS\n", 1)[1].split("\n## ", 1)[0]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "waypost", "agent", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flags = set(
+        re.findall(r"(--(?:dns-[a-z-]+|domain|alt-domain|recursor))", help_text)
+    )
+    assert len(flags) >= 10
+    assert sorted(f for f in flags if f"`{f}`" not in section) == []
+
+
 def test_the_acl_place_is_marked() -> None:
     assert re.search(r"### ACLs\n\n<!-- ACLs:", production_section())
 
@@ -50,6 +65,11 @@ def test_limits_come_from_waypost_environment_variables() -> None:
         (["--http-idle-timeout", "-1s"], "'-1s' is negative"),
         (["--http-max-url-bytes", "70000"], "70000 is not in the range"),
         (["--https-addr", "nowhere"], "'nowhere' is not HOST:PORT"),
+        (["--dns-addr", "nowhere"], "'nowhere' is not HOST:PORT"),
+        (["--dns-service-ttl", "web"], "'web' is not NAME=DURATION"),
+        (["--dns-service-ttl", "web=soon"], "'soon' is not a duration"),
+        (["--dns-node-ttl", "-5s"], "'-5s' is not a duration"),
+        (["--recursor", "10.0.0.1:99999"], "'10.0.0.1:99999' is not HOST[:PORT]"),
     ],
 )
 def test_wrong_values_are_usage_errors(args: list[str], message: str) -> None:

@@ -10,12 +10,14 @@ concern, keyed by everything that changes an answer.
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from waypost.http import blocking
 from waypost.http.errors import error_response
 from waypost.http.messages import Query, Request, Response
-from waypost.http.routes import Router, build_router
+from waypost.http.routes import Handler, Router, build_router
+from waypost.metrics import METRICS, Histogram
 
 if TYPE_CHECKING:
     from waypost.registry import Registry
@@ -27,6 +29,19 @@ logger = logging.getLogger("waypost.http")
 MAX_BODY = 1024 * 1024
 
 
+#: Requests per route and their latency (a blocking query's wait included,
+#: as Consul's `consul.api.http` timer). `path` is Consul's label: the
+#: route's pattern with `/` as `_` (`v1_health_service_`).
+REQUESTS = METRICS.histogram(
+    "waypost_http_request_duration_seconds",
+    "HTTP requests by method and route, and how long they took to answer.",
+    ("method", "path"),
+    consul_name="consul.api.http",
+)
+#: What did not match a route (404, 405, OPTIONS).
+UNROUTED = "unrouted"
+
+
 class ConsulAPI:
     """Consul's /v1 API over one Registry."""
 
@@ -34,6 +49,17 @@ class ConsulAPI:
         self.registry = registry
         self.router = router or build_router()
         self.cache = blocking.ResponseCache()
+        self._timers: dict[tuple[str, Handler | None], Histogram] = {}
+
+    def _timer(self, method: str, handler: Handler | None) -> Histogram:
+        timer = self._timers.get((method, handler))
+        if timer is None:
+            pattern = self.router.pattern_of(handler) if handler else UNROUTED
+            label = pattern.removeprefix("/").replace("/", "_")
+            timer = self._timers[(method, handler)] = REQUESTS.labelled(
+                method if handler else "", label
+            )
+        return timer
 
     async def respond(
         self,
@@ -44,6 +70,8 @@ class ConsulAPI:
         body: bytes,
     ) -> Response:
         """Route and run one request; every failure becomes a status here."""
+        started = perf_counter()
+        handler: Handler | None = None
         try:
             match = self.router.match(method, path)
             if isinstance(match, Response):
@@ -63,3 +91,16 @@ class ConsulAPI:
             return result
         except Exception as exc:  # the request edge: everything becomes a status
             return error_response(exc, method, path)
+        finally:
+            elapsed = perf_counter() - started
+            timer = self._timers.get((method, handler))
+            if timer is None:
+                timer = self._timer(method, handler)
+            timer.observe(elapsed)
+            if logger.isEnabledFor(logging.DEBUG):  # Consul's "Request finished"
+                logger.debug(
+                    "Request finished: method=%s url=%s latency=%.3fms",
+                    method,
+                    path,
+                    elapsed * 1000,
+                )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from waypost.http import compact
 from waypost.http.messages import Query, Request, Response
+from waypost.metrics import BLOCKING_QUERIES
 
 if TYPE_CHECKING:
     from waypost.registry import Registry
@@ -145,9 +146,11 @@ async def _wait_for_change(registry: Registry, query: Query, wait: float) -> Non
         return
     registry.watchers.add(query.topics, wake)
     timer = loop.call_later(wait, wake)
+    BLOCKING_QUERIES.inc()
     try:
         await woken
     finally:
+        BLOCKING_QUERIES.dec()
         timer.cancel()
         registry.watchers.discard(query.topics, wake)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from http import HTTPStatus
 from urllib.parse import unquote, unquote_plus
 
@@ -131,6 +131,26 @@ class Response:
         if keep_alive:
             self.wire = message
         return message
+
+
+class StreamResponse(Response):
+    """An answer whose body arrives over time (`/v1/agent/monitor`): sent
+    with chunked encoding as `chunks` yields, then the connection closes."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(
+        self, status: int, chunks: AsyncIterator[bytes], headers: Headers | None = None
+    ) -> None:
+        super().__init__(status, b"", headers)
+        self.chunks = chunks
+
+    def head(self) -> bytes:
+        lines = [_STATUS_LINES.get(self.status) or _status_line(self.status)]
+        for name, value in self.headers:
+            lines += (name, b": ", value.translate(_HEADER_SAFE), b"\r\n")
+        lines.append(b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        return b"".join(lines)
 
 
 _HEADER_SAFE = bytes(32 if (c < 32 and c != 9) or c == 127 else c for c in range(256))

@@ -43,7 +43,7 @@ from waypost.exceptions import (
 from waypost.http.app import ConsulAPI
 from waypost.http.connections import LINGER_BYTES, LINGER_SECONDS, ConnectionTracker
 from waypost.http.errors import error_response
-from waypost.http.messages import Response, text_response
+from waypost.http.messages import Response, StreamResponse, text_response
 
 logger = logging.getLogger("waypost.http")
 
@@ -565,6 +565,9 @@ class HttpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
+        if isinstance(response, StreamResponse):
+            self._stream(response)
+            return
         # Closing (shutdown): the last queued answer says so.
         keep_alive = keep_alive and not (self._closing and not self._queue)
         transport.write(response.serialize(keep_alive=keep_alive))
@@ -572,6 +575,34 @@ class HttpProtocol(asyncio.Protocol):
         if not keep_alive:
             self._queue.clear()
             transport.close()
+            self._transport = None
+
+    def _stream(self, response: StreamResponse) -> None:
+        """Send a streamed answer as chunks arrive; then close (busy meanwhile:
+        pipelined requests wait, the client going away cancels it)."""
+        assert self._transport is not None
+        self._transport.write(response.head())
+        self._queue.clear()
+        self._task = asyncio.ensure_future(self._send_chunks(response))
+        self._task.add_done_callback(self._stream_done)
+
+    async def _send_chunks(self, response: StreamResponse) -> Response:
+        async for chunk in response.chunks:
+            if self._transport is None:
+                break
+            if chunk:
+                self._transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        if self._transport is not None:
+            self._transport.write(b"0\r\n\r\n")
+        return response
+
+    def _stream_done(self, task: asyncio.Task[Response]) -> None:
+        self._task = None
+        self._tracker.request_done.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("bug: a streamed answer failed", exc_info=task.exception())
+        if self._transport is not None:
+            self._transport.close()
             self._transport = None
 
     # ------------------------------------------------------------ refusing

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from waypost.eureka import handlers as eureka
-from waypost.http import agent, catalog, health, kv, status
+from waypost.http import agent, catalog, health, kv, status, telemetry
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
 
@@ -51,6 +51,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/agent/check/update/", PUT, agent.check_update),
     ("/v1/agent/maintenance", PUT, agent.node_maintenance),
     ("/v1/agent/leave", PUT, agent.leave),
+    ("/v1/agent/metrics", GET, telemetry.metrics),
+    ("/v1/agent/monitor", GET, telemetry.monitor),
     ("/v1/agent/health/service/name/", GET, agent.health_by_name),
     ("/v1/agent/health/service/id/", GET, agent.health_by_id),
     # catalog
@@ -102,12 +104,18 @@ class Router:
     def __init__(self, routes: list[tuple[str, frozenset[str], Handler]]) -> None:
         self._exact: dict[str, tuple[frozenset[str], Handler]] = {}
         self._prefixes: dict[str, tuple[frozenset[str], Handler]] = {}
+        self._patterns: dict[Handler, str] = {}
         for path, methods, handler in routes:
+            self._patterns.setdefault(handler, path)
             is_prefix = path.endswith("/") and path != "/"
             table = self._prefixes if is_prefix else self._exact
             table[path] = (methods, handler)
         self._depth = max((p.count("/") for p in self._prefixes), default=0)
         self._memo: dict[tuple[str, str], tuple[Handler, str] | Response] = {}
+
+    def pattern_of(self, handler: Handler) -> str:
+        """The route a handler serves (`/v1/health/service/`): metrics' label."""
+        return self._patterns.get(handler, "")
 
     def match(self, method: str, path: str) -> tuple[Handler, str] | Response:
         # Hot paths repeat (a heartbeat's check URL, a watched service):

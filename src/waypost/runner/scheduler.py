@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from waypost.core.catalog import Catalog
 from waypost.core.model import Check, CheckDefinition, HealthStatus, check_type
 from waypost.core.watch import Topic
+from waypost.metrics import CHECK_RUNS
 from waypost.runner.alias import alias_result, alias_topics
 from waypost.runner.probes import ProbeResult, critical, probe_for
 
@@ -250,6 +251,9 @@ class CheckRunner:
             async with self._slots:
                 result = await self._probe(job)
             self.runs += 1
+            CHECK_RUNS.labelled(
+                check_type(job.check.definition), result.status.value
+            ).inc()
             self._deliver(key, job, result)
         finally:
             job.running = False

@@ -21,6 +21,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -38,6 +39,7 @@ from waypost.core.changes import (
 )
 from waypost.core.model import Check, KVEntry, Node, Service
 from waypost.exceptions import StartupError, StoreUnavailable
+from waypost.metrics import STORE_BATCH_SIZE, STORE_COMMIT_SECONDS, STORE_FAILURES
 from waypost.store.base import HEALTHY, Conflict, Deliver, PendingWrites, StoreHealth
 
 logger = logging.getLogger("waypost.store")
@@ -229,6 +231,7 @@ class SQLiteStore:
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         error: BaseException | None = None
+        started = time.perf_counter()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             for entry, _plan, _future, _loop in batch:
@@ -243,6 +246,8 @@ class SQLiteStore:
             self._db.execute("COMMIT")
             self.transactions += 1
             self.changes += len(batch)
+            STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            STORE_BATCH_SIZE.observe(len(batch))
         except sqlite3.Error as exc:
             # Nothing of this batch is on disk, and nothing of it was applied
             # in memory: refuse these changes; the next batch tries again.
@@ -250,6 +255,7 @@ class SQLiteStore:
                 "store write failed, %d change(s) refused: %s", len(batch), exc
             )
             error = exc
+            STORE_FAILURES.inc()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
         batch[0][3].call_soon_threadsafe(self._settle, batch, error)
