@@ -10,7 +10,6 @@ import http.server
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,4 +131,3 @@ def _stop(proxy: subprocess.Popen[bytes]) -> None:
         proxy.wait()
     assert proxy.stdout is not None
     proxy.stdout.close()
-    time.sleep(0)

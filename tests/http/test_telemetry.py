@@ -214,25 +214,26 @@ def test_monitor_streams_logs_at_the_asked_level(
 
 def test_a_monitor_does_not_hold_up_shutdown() -> None:
     with run_agent() as agent:
-        ended = threading.Event()
+        opened, ended = threading.Event(), threading.Event()
+        lines: list[str] = []
 
         def follow() -> None:
-            with httpx.stream(
-                "GET", agent.url + "/v1/agent/monitor", timeout=30
-            ) as stream:
-                for _ in stream.iter_lines():
-                    pass
+            url = agent.url + "/v1/agent/monitor"
+            with httpx.stream("GET", url, timeout=30) as stream:
+                opened.set()  # the head came: the agent holds the stream
+                lines.extend(stream.iter_lines())  # to the stream's last chunk
             ended.set()
 
         reader = threading.Thread(target=follow)
         reader.start()
-        assert wait_until(lambda: "monitor" in str(agent.log) or True)
-        time.sleep(0.2)  # let the stream open before asking to stop
+        assert opened.wait(10)
         started = time.monotonic()
         assert agent.stop() == 0
-        assert time.monotonic() - started < 4  # well under the 5 s grace
-        assert ended.wait(5)
+        stopped = time.monotonic() - started
+        assert ended.wait(5), agent.log
         reader.join(5)
+        assert "shutting down" in "".join(lines)  # streamed to the end
+        assert stopped < 4, agent.log  # not held for the 5 s grace
 
 
 def test_log_json_writes_one_object_per_line() -> None:
