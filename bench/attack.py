@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve()
 READ = b"GET /v1/health/service/web?passing HTTP/1.1\r\nHost: bench\r\n\r\n"
 LEADER = b"GET /v1/status/leader HTTP/1.1\r\nHost: bench\r\n\r\n"
 RAMP = 2.0  # seconds an attack has to build up before reads are measured
+ATTACKER_NICE = 10  # the attacker's scheduling priority (0 is normal)
 
 
 class Sizes(NamedTuple):
@@ -457,7 +458,14 @@ def run_phase(name: str, agent: AgentProcess, seconds: float, quick: bool) -> Ph
     if name != "baseline":
         args = [sys.executable, str(HERE), "--attack", name, "--port", str(agent.port)]
         args += ["--seconds", str(seconds + RAMP)] + (["--quick"] if quick else [])
-        attacker = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        attacker = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            text=True,
+            # A remote attacker does not share the agent's CPU; on one
+            # machine, the attacker yields to the agent and the reader.
+            preexec_fn=lambda: os.nice(ATTACKER_NICE),
+        )
         time.sleep(RAMP)
     keepalive, fresh = Reads(), Reads()
     assert agent.process is not None
@@ -516,7 +524,8 @@ def report(phases: list[Phase], seconds: float, sizes: Sizes, load: float) -> st
         "`python bench/attack.py`: an agent with its default limits (10 s header"
         " deadline, 60 s idle, 8,192 connections, 200 per client, 64 KiB heads,"
         " 64 pipelined) serving a 10-instance service. Each attack comes from its"
-        " own process on 127.0.0.2 and up while this one reads"
+        f" own process (at nice {ATTACKER_NICE}: a remote attacker does not share"
+        " the agent's CPU) on 127.0.0.2 and up while this one reads"
         " `/v1/health/service/web?passing` from 127.0.0.1 for"
         f" {seconds:g} s: on a kept-alive connection at 100/s and on a new"
         " connection each time at 10/s (10 s timeout). Attack sizes:"
