@@ -31,8 +31,8 @@ BACKLOG = 4096
 #: cannot starve the requests of connections already open.
 ACCEPT_BATCH = 64
 
-#: How long accepting pauses when the process is out of file descriptors.
-FD_EXHAUSTED_PAUSE = 0.5
+#: How long accepting pauses when accept() fails (out of file descriptors).
+ACCEPT_ERROR_PAUSE = 0.5
 
 #: Connections closed at a time to make room at the cap: small batches, so
 #: the work of closing and accepting interleaves with answering requests.
@@ -319,10 +319,10 @@ class Listener:
             except ConnectionAbortedError:
                 continue
             except OSError as exc:
-                if exc.errno in _FD_EXHAUSTED:
-                    self._out_of_descriptors(exc)
-                    return
-                raise
+                # Out of descriptors (or anything else accept() may say):
+                # pause, rather than be woken again at once for the same.
+                self._cannot_accept(exc)
+                return
             client = str(address[0])
             if not self.slots.acquire(client):
                 self._turn_away(conn)
@@ -379,19 +379,24 @@ class Listener:
         finally:
             conn.close()
 
-    def _out_of_descriptors(self, exc: OSError) -> None:
+    def _cannot_accept(self, exc: OSError) -> None:
         now = time.monotonic()
         if now - self._warned_fds > WARN_EVERY:
             self._warned_fds = now
+            hint = (
+                " (lower --http-max-connections or raise the open-files limit)"
+                if exc.errno in _FD_EXHAUSTED
+                else ""
+            )
             logger.warning(
-                "cannot accept a connection: %s; pausing %.1fs (lower"
-                " --http-max-connections or raise the open-files limit)",
-                exc.strerror,
-                FD_EXHAUSTED_PAUSE,
+                "cannot accept a connection: %s; pausing %.1fs%s",
+                exc.strerror or exc,
+                ACCEPT_ERROR_PAUSE,
+                hint,
             )
         self.pause()
         assert self._loop is not None
-        self._loop.call_later(FD_EXHAUSTED_PAUSE, self.resume)
+        self._loop.call_later(ACCEPT_ERROR_PAUSE, self.resume)
 
 
 class HttpServer:
