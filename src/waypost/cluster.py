@@ -34,13 +34,14 @@ from waypost.core.changes import UpdateCheck
 from waypost.core.model import SERF_CHECK_ID, HealthStatus
 from waypost.core.ring import HashRing
 from waypost.exceptions import StartupError
-from waypost.store.etcd import EtcdStore, Member
+from waypost.store.etcd import EtcdStore
 from waypost.store.etcd_client import (
     EtcdError,
     compare_mod,
     op_get,
     op_put,
 )
+from waypost.store.etcd_layout import Member
 
 if TYPE_CHECKING:
     from waypost.registry import Registry
@@ -176,8 +177,8 @@ class Cluster:
     async def _join(self, *, first: bool) -> None:
         client = self.store.client
         self.lease_id, _ = await client.lease_grant(self.lease_ttl)
-        key = self.store.member_key(self.node)
-        value = msgspec.msgpack.encode(self.member)
+        key = self.store.layout.member_key(self.node)
+        value = self.store.layout.encode_member(self.member)
         deadline = time.monotonic() + self.lease_ttl + 2
         warned = False
         while True:

@@ -37,7 +37,7 @@ from waypost.store.memory import MemoryStore
 
 if TYPE_CHECKING:
     from waypost.cluster import Cluster
-    from waypost.store.etcd import Member
+    from waypost.store.etcd_layout import Member
 
 logger = logging.getLogger("waypost.agent")
 
@@ -126,7 +126,7 @@ class Agent:
         self._timer = asyncio.create_task(self._run_timer(), name="waypost-timer")
 
     def _member(self) -> Member:
-        from waypost.store.etcd import Member
+        from waypost.store.etcd_layout import Member
 
         return Member(
             node=self.config.node,

@@ -42,6 +42,8 @@ class Agents:
         self.extra_args = extra_args or []
         self.agents = {name: self._process(name) for name in names}
         self.clients: dict[str, httpx.Client] = {}
+        #: Print every agent's log when stopping (a failed test sets it).
+        self.show_logs = False
 
     def _process(self, name: str) -> AgentProcess:
         return AgentProcess(
@@ -75,7 +77,7 @@ class Agents:
             client.close()
         for name, agent in self.agents.items():
             agent.stop()
-            if os.environ.get("WAYPOST_TEST_LOGS"):
+            if self.show_logs or os.environ.get("WAYPOST_TEST_LOGS"):
                 print(f"---- agent {name}\n{agent.log}")
 
     def __enter__(self) -> Agents:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cluster.conftest import failed
 from tests.cluster.support import Agents, needs_etcd, wait_for
 from waypost.client import Client
 from waypost.testing import EtcdCluster
@@ -17,9 +18,10 @@ pytestmark = [needs_etcd, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def agents() -> Iterator[Agents]:
+def agents(request: pytest.FixtureRequest) -> Iterator[Agents]:
     with EtcdCluster(3) as etcd, Agents(etcd) as started:
         yield started
+        started.show_logs = failed(request)
 
 
 def _nodes(agents: Agents, via: str) -> set[str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.cluster.conftest import failed
 from tests.cluster.support import Agents, index_of, needs_etcd, wait_for
 from tests.runner.targets import HttpTarget
 from waypost.testing import EtcdCluster
@@ -32,9 +33,10 @@ def etcd() -> Iterator[EtcdCluster]:
 
 
 @pytest.fixture(scope="module")
-def agents(etcd: EtcdCluster) -> Iterator[Agents]:
+def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
     with Agents(etcd) as started:
         yield started
+        started.show_logs = failed(request)
 
 
 def test_a_registration_through_a_is_seen_through_b_and_c_and_wakes_c(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.cluster.conftest import failed
 from tests.cluster.support import (
     LEASE,
     Agents,
@@ -36,9 +37,10 @@ def etcd() -> Iterator[EtcdCluster]:
 
 
 @pytest.fixture
-def agents(etcd: EtcdCluster) -> Iterator[Agents]:
+def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
     with Agents(etcd) as started:
         yield started
+        started.show_logs = failed(request)
 
 
 def _register_ttl(client: httpx.Client, sid: str, ttl: str = "2s") -> None:

@@ -8,13 +8,9 @@ one list and then one watch from the revision it applied (the Kubernetes
 apiserver's watch cache); each watch response is grouped by revision into an
 `Entry` and delivered, with topics derived from the rows (`core.replica`).
 
-    <prefix>/r/<table>/<key>   a row (nodes, services, checks, kv)
-    <prefix>/l/<kind>/<key>    a lock marker: the checks of one service, the
-                               items of one node (planner's virtual keys)
-    <prefix>/m/<node>          a live agent, on its membership lease
-    <prefix>/rev               the commit ID of the last waypost transaction
-    <prefix>/del               put by transactions that delete or rename, so a
-                               freshly listed agent knows the index floor
+The keys (`store/etcd_layout.py`): rows under `<prefix>/r/`, lock markers
+under `<prefix>/l/`, live agents under `<prefix>/m/`, and `<prefix>/rev`,
+the ID of the last waypost commit.
 
 `commit(plan)` is one etcd transaction: it compares every key the plan read
 (unchanged since the replica saw it, or still absent; a recursive KV delete's
@@ -41,24 +37,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from waypost.config import EtcdConfig
 from waypost.core.catalog import Catalog
-from waypost.core.changes import (
-    CHECKS,
-    KV,
-    NODE_ITEMS,
-    NODES,
-    SERVICE_CHECKS,
-    SERVICES,
-    Entry,
-    LockKey,
-    Plan,
-    Row,
-    stamp,
-)
-from waypost.core.model import Check, KVEntry, Node, Service
+from waypost.core.changes import KV, Entry, LockKey, Plan, Row, stamp
 from waypost.core.replica import diff, topics_of
 from waypost.exceptions import StartupError, StoreUnavailable
 from waypost.store.base import Conflict, Deliver, StoreHealth
@@ -71,22 +52,11 @@ from waypost.store.etcd_client import (
     EtcdUnavailable,
     Message,
     TLSFiles,
-    compare_mod,
-    op_delete,
     op_get,
-    op_put,
-    prefix_end,
 )
+from waypost.store.etcd_layout import ORDER, Layout, Member, revision_reader
 
 logger = logging.getLogger("waypost.store.etcd")
-
-_TYPES: dict[str, type[msgspec.Struct]] = {
-    NODES: Node,
-    SERVICES: Service,
-    CHECKS: Check,
-    KV: KVEntry,
-}
-_ORDER = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
 
 #: Keys per page when listing.
 PAGE = 5000
@@ -96,21 +66,13 @@ PROBE_EVERY = 1.0
 STALE_AFTER = 3.0
 #: How long a write waits for etcd (elections included) before a 503.
 WRITE_BUDGET = 8.0
+#: Once etcd has been out of reach this long, writes fail at once (503)
+#: instead of each waiting WRITE_BUDGET; an election alone never lasts this.
+FAIL_FAST_AFTER = 5.0
 #: How long a committed write waits for the watch to bring it back.
 APPLY_WAIT = 30.0
 #: How long `sync()` (?consistent) waits for the replica.
 SYNC_WAIT = 10.0
-
-
-class Member(msgspec.Struct, frozen=True, kw_only=True):
-    """A live agent, as it announces itself under `<prefix>/m/<node>`."""
-
-    node: str
-    node_id: str = ""
-    address: str = ""
-    http_port: int = 0
-    datacenter: str = ""
-    version: str = ""
 
 
 class EtcdStore:
@@ -118,19 +80,10 @@ class EtcdStore:
 
     def __init__(self, client: EtcdClient, prefix: str = "/waypost") -> None:
         self.client = client
-        root = prefix.rstrip("/").encode()
-        self.prefix = root + b"/"
-        self._rows = root + b"/r/"
-        self._locks = root + b"/l/"
-        self._members_key = root + b"/m/"
-        self._rev_key = root + b"/rev"
-        self._del_key = root + b"/del"
+        self.layout = Layout(prefix)
         secure = any(e.secure for e in client.endpoints)
         self.description = "etcd:" + ",".join(e.target for e in client.endpoints)
-        self.description += f" prefix={root.decode()}" + (" tls" if secure else "")
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in _TYPES.items()}
-        self._member_decoder = msgspec.msgpack.Decoder(Member)
+        self.description += f" prefix={self.layout.root}" + (" tls" if secure else "")
         self._deliver: Deliver | None = None
         self._catalog_rows: Callable[[str, str], int] = lambda table, key: 0
         self._catalog_obj: Catalog | None = None
@@ -159,17 +112,6 @@ class EtcdStore:
         self._closed = False
         self.relists = 0
 
-    # ------------------------------------------------------------ keys
-
-    def _row_key(self, table: str, key: str) -> bytes:
-        return self._rows + table.encode() + b"/" + key.encode()
-
-    def _lock_key(self, lock: LockKey) -> bytes:
-        return self._locks + lock[0].encode() + b"/" + lock[1].encode()
-
-    def member_key(self, node: str) -> bytes:
-        return self._members_key + node.encode()
-
     # ------------------------------------------------------------ start-up
 
     def attach(self, catalog: Catalog) -> None:
@@ -193,7 +135,7 @@ class EtcdStore:
         for revision_of_row, row in rows:
             groups.setdefault(revision_of_row, []).append(row)
         self._initial = [
-            sorted(groups[r], key=lambda row: _ORDER[row[0]]) for r in sorted(groups)
+            sorted(groups[r], key=lambda row: ORDER[row[0]]) for r in sorted(groups)
         ]
         self._initial_revisions = sorted(groups)
         self._markers = markers
@@ -230,8 +172,8 @@ class EtcdStore:
     async def _list(
         self,
     ) -> tuple[list[tuple[int, Row]], dict[bytes, int], dict[str, Member], int, int]:
-        end = prefix_end(self.prefix)
-        response = await self.client.range(self.prefix, end, limit=PAGE)
+        end = self.layout.end
+        response = await self.client.range(self.layout.prefix, end, limit=PAGE)
         revision = int(response.header.revision)
         kvs = list(response.kvs)
         while response.more:
@@ -246,45 +188,19 @@ class EtcdStore:
         floor = 0
         for kv in kvs:
             key = bytes(kv.key)
-            if key.startswith(self._rows):
-                row = self._decode_row(key, bytes(kv.value), int(kv.mod_revision))
+            if key.startswith(self.layout.rows):
+                row = self.layout.decode_row(key, bytes(kv.value), int(kv.mod_revision))
                 if row is not None:
                     rows.append((int(kv.mod_revision), row))
-            elif key.startswith(self._locks):
+            elif key.startswith(self.layout.locks):
                 markers[key] = int(kv.mod_revision)
-            elif key.startswith(self._members_key):
-                member = self._decode_member(bytes(kv.value))
+            elif key.startswith(self.layout.members):
+                member = self.layout.decode_member(bytes(kv.value))
                 if member is not None:
                     members[member.node] = member
-            elif key == self._del_key:
+            elif key == self.layout.del_key:
                 floor = int(kv.mod_revision)
         return rows, markers, members, floor, revision
-
-    def _decode_row(self, key: bytes, value: bytes | None, revision: int) -> Row | None:
-        table, _, name = key[len(self._rows) :].partition(b"/")
-        table_name = table.decode()
-        decoder = self._decoders.get(table_name)
-        if decoder is None:
-            logger.warning("ignoring etcd key %r: unknown table", key)
-            return None
-        if value is None:
-            return (table_name, name.decode(), None)
-        try:
-            decoded = decoder.decode(value)
-        except msgspec.DecodeError as exc:
-            logger.error("ignoring etcd key %r: %s", key, exc)
-            return None
-        create = decoded.create_index or revision  # type: ignore[attr-defined]
-        decoded = msgspec.structs.replace(
-            decoded, create_index=create, modify_index=revision
-        )
-        return (table_name, name.decode(), decoded)
-
-    def _decode_member(self, value: bytes) -> Member | None:
-        try:
-            return self._member_decoder.decode(value)
-        except msgspec.DecodeError:
-            return None
 
     # ------------------------------------------------------------ watching
 
@@ -293,7 +209,7 @@ class EtcdStore:
         while not self._closed:
             try:
                 async for response in self.client.watch(
-                    self.prefix, prefix_end(self.prefix), self.applied + 1
+                    self.layout.prefix, self.layout.end, self.applied + 1
                 ):
                     backoff = 0.05
                     self._mark_healthy()
@@ -342,27 +258,27 @@ class EtcdStore:
             kv = event.kv
             key = bytes(kv.key)
             deleted = event.type == EVENT_DELETE
-            if key.startswith(self._rows):
+            if key.startswith(self.layout.rows):
                 value = None if deleted else bytes(kv.value)
-                row = self._decode_row(key, value, revision)
+                row = self.layout.decode_row(key, value, revision)
                 if row is not None:
                     rows.append(row)
-            elif key.startswith(self._locks):
+            elif key.startswith(self.layout.locks):
                 if deleted:
                     self._markers.pop(key, None)
                 else:
                     self._markers[key] = revision
-            elif key.startswith(self._members_key):
+            elif key.startswith(self.layout.members):
                 members_changed = True
-                node = key[len(self._members_key) :].decode()
-                member = None if deleted else self._decode_member(bytes(kv.value))
+                node = key[len(self.layout.members) :].decode()
+                member = None if deleted else self.layout.decode_member(bytes(kv.value))
                 if member is None:
                     self.members.pop(node, None)
                 else:
                     self.members[node] = member
-            elif key == self._rev_key and not deleted:
+            elif key == self.layout.rev_key and not deleted:
                 commit_id = bytes(kv.value)
-            elif key == self._del_key and not deleted:
+            elif key == self.layout.del_key and not deleted:
                 floor = revision
         mine = self._commits.get(commit_id) if commit_id else None
         entry = None
@@ -454,7 +370,7 @@ class EtcdStore:
 
     async def current_revision(self, within: float) -> int:
         """The revision of the last waypost commit, by a quorum read."""
-        response = await self.client.range(self._rev_key, within=within)
+        response = await self.client.range(self.layout.rev_key, within=within)
         self._mark_healthy()
         if response.kvs:
             return int(response.kvs[0].mod_revision)
@@ -502,7 +418,7 @@ class EtcdStore:
             if time.monotonic() - self.client.last_contact < PROBE_EVERY:
                 continue
             try:
-                await self.current_revision(PROBE_EVERY * 2)
+                await self.current_revision(STALE_AFTER)
             except EtcdError:
                 self._mark_unhealthy()
             except asyncio.CancelledError:
@@ -549,60 +465,6 @@ class EtcdStore:
                 if not future.done():
                     future.set_result(None)
 
-    def _compares(self, plan: Plan) -> list[Message]:
-        compares = []
-        for lock in plan.reads:
-            table, name = lock
-            if table in (SERVICE_CHECKS, NODE_ITEMS):
-                key = self._lock_key(lock)
-                compares.append(compare_mod(key, self._markers.get(key, 0)))
-            else:
-                revision = self._catalog_rows(table, name)
-                compares.append(compare_mod(self._row_key(table, name), revision))
-        for prefix in plan.prefix_reads:
-            start = self._row_key(KV, prefix)
-            compares.append(
-                compare_mod(start, self.applied + 1, range_end=prefix_end(start))
-            )
-        return compares
-
-    def _ops(self, plan: Plan, commit_id: bytes) -> list[Message]:
-        ops = []
-        deleted: set[LockKey] = set()
-        renames = False
-        for table, key, value in plan.rows:
-            if value is None:
-                deleted.add((table, key))
-                ops.append(op_delete(self._row_key(table, key)))
-            else:
-                encoded = self._encoder.encode(value)
-                ops.append(op_put(self._row_key(table, key), encoded))
-                renames = renames or self._is_rename(table, key, value)
-        for lock in plan.writes:
-            if lock[0] not in (SERVICE_CHECKS, NODE_ITEMS):
-                continue
-            owner = (SERVICES if lock[0] == SERVICE_CHECKS else NODES, lock[1])
-            if owner in deleted:
-                ops.append(op_delete(self._lock_key(lock)))
-            else:
-                ops.append(op_put(self._lock_key(lock), b""))
-        ops.append(op_put(self._rev_key, commit_id))
-        if deleted or renames:
-            ops.append(op_put(self._del_key, b""))
-        return ops
-
-    def _is_rename(self, table: str, key: str, value: msgspec.Struct) -> bool:
-        """A put that moves a row off topics it was on (a service renamed, a
-        check moved to another service): like a delete for index floors."""
-        catalog = self._catalog()
-        if table == SERVICES and isinstance(value, Service):
-            service = catalog.node_service(value.node, value.service_id)
-            return service is not None and service.name != value.name
-        if table == CHECKS and isinstance(value, Check):
-            check = catalog.get_check(value.node, value.check_id)
-            return check is not None and check.service_id != value.service_id
-        return False
-
     def _new_commit_id(self) -> bytes:
         self._commit_serial += 1
         return self._commit_tag + b"-" + str(self._commit_serial).encode()
@@ -613,13 +475,21 @@ class EtcdStore:
         settled = self.conflict(plan)
         if settled is not None:
             raise Conflict(settled)
-        if not self._healthy and time.monotonic() - self._unhealthy_since > 1.0:
+        if (
+            not self._healthy
+            and time.monotonic() - self._unhealthy_since > FAIL_FAST_AFTER
+        ):
             raise StoreUnavailable(
                 "etcd is unavailable (no quorum reachable); the change was not applied"
             )
-        compares = self._compares(plan)
+        compares = self.layout.compares(
+            plan,
+            revision_of=self._catalog_rows,
+            markers=self._markers,
+            applied=self.applied,
+        )
         commit_id = self._new_commit_id()
-        ops = self._ops(plan, commit_id)
+        ops = self.layout.ops(plan, commit_id, self._catalog())
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Entry] = loop.create_future()
         self._commits[commit_id] = (plan, future)
@@ -676,7 +546,7 @@ class EtcdStore:
                 )
             try:
                 response = await self.client.txn(
-                    compares, ops, [op_get(self._rev_key)], within=left
+                    compares, ops, [op_get(self.layout.rev_key)], within=left
                 )
             except Ambiguous as exc:
                 found = await self._resolve(commit_id, deadline)
@@ -732,7 +602,7 @@ class EtcdStore:
 
     async def compact(self) -> int:
         """Compact etcd's history up to its current revision (tests, ops)."""
-        response = await self.client.range(self._rev_key)
+        response = await self.client.range(self.layout.rev_key)
         revision = int(response.header.revision)
         await self.client.compact(revision)
         return revision
@@ -745,27 +615,6 @@ def _rev_of(response: Message) -> int:
         if kvs:
             return int(kvs[0].mod_revision)
     return int(response.header.revision)
-
-
-def revision_reader(catalog: Any) -> Callable[[str, str], int]:
-    """A row's ModifyIndex in the catalog (0: absent): what a compare expects."""
-
-    def revision_of(table: str, key: str) -> int:
-        if table == NODES:
-            value: Any = catalog.nodes.get(key)
-        elif table == SERVICES:
-            node, _, item = key.partition("\x00")
-            value = catalog.node_service(node, item)
-        elif table == CHECKS:
-            node, _, item = key.partition("\x00")
-            value = catalog.get_check(node, item)
-        elif table == KV:
-            value = catalog.kv_get(key)
-        else:  # pragma: no cover - the planner only reads these
-            raise ValueError(f"unknown table {table!r}")
-        return int(value.modify_index) if value is not None else 0
-
-    return revision_of
 
 
 def open_etcd_store(config: EtcdConfig) -> EtcdStore:
