@@ -228,8 +228,8 @@ def test_consistent_reads_and_cas_writes_are_linearizable_under_faults(
             etcd.start_member(0)
             time.sleep(2)
             etcd.kill(1)
-            etcd.kill(2)  # no quorum: reads and writes refused (503)
-            time.sleep(4)
+            etcd.kill(2)  # no quorum: consistent reads and writes get 503s
+            time.sleep(10)
             etcd.start_member(1)
             etcd.start_member(2)
             time.sleep(3)
@@ -247,5 +247,7 @@ def test_consistent_reads_and_cas_writes_are_linearizable_under_faults(
     wins = sum(o.output is True for o in ops)
     print(f"history: {len(ops)} ops, {reads} reads, {wins} CAS won, {recorder.counts}")
     assert reads > 100 and wins > 50, recorder.counts
+    # The quorum loss outlasted the write budget: some outcomes are unknown.
+    assert recorder.counts["unknown"] + recorder.counts["refused"] > 0
     verdicts = check(ops)
     assert verdicts == dict.fromkeys(KEYS, True)
