@@ -58,6 +58,19 @@ def seed(agent: AgentProcess) -> None:
             ).raise_for_status()
 
 
+HEADER = (
+    "| workload | queries/s | avg ms | stddev ms | max ms | lost | reply bytes"
+    " | agent CPU µs/query | queries per agent CPU-second |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (/proc; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dnsperf(
     agent: AgentProcess, query: str, flags: list[str], seconds: float
 ) -> dict[str, float]:
@@ -88,6 +101,7 @@ def dnsperf(
         "stddev_ms": number(r"Latency StdDev \(s\):\s+([\d.]+)") * 1000,
         "lost": number(r"Queries lost:\s+(\d+)"),
         "size": number(r"response (\d+)"),
+        "run_s": number(r"Run time \(s\):\s+([\d.]+)"),
     }
 
 
@@ -153,13 +167,21 @@ def main() -> None:
     rows = []
     try:
         seed(agent)
+        assert agent.process is not None
+        pid = agent.process.pid
         for label, query, flags in WORKLOADS:
+            cpu_before = cpu_seconds(pid)
             figures = dnsperf(agent, query, flags, seconds)
+            used = cpu_seconds(pid) - cpu_before
+            # The agent's CPU per query: what a core costs, whatever else
+            # shares the machine (throughput and latency depend on that).
+            figures["cpu_us"] = used / max(figures["qps"] * figures["run_s"], 1) * 1e6
             rows.append((label, figures))
             print(
                 f"{label:42s} {figures['qps']:9,.0f} q/s"
                 f"  avg {figures['avg_ms']:6.2f} ms  max {figures['max_ms']:7.2f} ms"
-                f"  lost {figures['lost']:.0f}",
+                f"  lost {figures['lost']:.0f}"
+                f"  agent CPU {figures['cpu_us']:.0f} µs/query",
                 flush=True,
             )
     finally:
@@ -170,7 +192,8 @@ def main() -> None:
     load_end = os.getloadavg()[0]
     table = "\n".join(
         f"| {label} | {f['qps']:,.0f} | {f['avg_ms']:.2f} | {f['stddev_ms']:.2f}"
-        f" | {f['max_ms']:.2f} | {f['lost']:.0f} | {f['size']:.0f} |"
+        f" | {f['max_ms']:.2f} | {f['lost']:.0f} | {f['size']:.0f}"
+        f" | {f['cpu_us']:.0f} | {1e6 / f['cpu_us']:,.0f} |"
         for label, f in rows
     )
     fastest = min(micros for _, micros in codecs)
@@ -184,9 +207,10 @@ def main() -> None:
 `python bench/dns_bench.py --seconds {seconds:g}`. One `waypost agent --dev`, a
 service of {INSTANCES} instances (each its own address); Debian's dnsperf,
 {OUTSTANDING} queries outstanding, {seconds:g} s per workload, UDP unless said.
+Throughput and latency depend on what else runs on the 2 cores (see the load
+average); the agent's CPU per query (from /proc) depends much less on it.
 
-| workload | queries/s | avg ms | stddev ms | max ms | lost | reply bytes |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+{HEADER}
 {table}
 
 The codec (why dnslib): parse a query, build a reply of {INSTANCES} SRV records

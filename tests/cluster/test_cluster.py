@@ -241,3 +241,40 @@ def test_waypost_members_shows_the_agents_and_the_etcd_members(
     servers = [line for line in lines if line.startswith("etcd")]
     assert sorted(line.split()[0] for line in servers) == ["etcd0", "etcd1", "etcd2"]
     assert sum("leader" in line for line in servers) == 1
+
+
+def _metrics(client: httpx.Client) -> dict[str, float]:
+    """Prometheus samples of one agent, by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/v1/agent/metrics", params={"format": "prometheus"}).text
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_show_etcd_round_trips_and_replica_lag(agents: Agents) -> None:
+    a, b = agents["a"], agents["b"]
+    a.put("/v1/agent/service/register", json={"Name": "metered"}).raise_for_status()
+    written = index_of(a.get("/v1/catalog/service/metered"))
+    round_trips = {
+        name: count
+        for name, count in _metrics(a).items()
+        if name.startswith("waypost_etcd_request_duration_seconds_count")
+    }
+    assert (
+        "waypost_etcd_request_duration_seconds_count[('method', 'Txn')]" in round_trips
+    )
+    assert all(count >= 1 for count in round_trips.values())
+
+    def caught_up() -> bool:
+        seen = _metrics(b)
+        return (
+            seen["waypost_etcd_replica_revision[]"] >= written
+            and seen["waypost_etcd_revision[]"] >= written
+            and seen["waypost_etcd_replica_lag_revisions[]"] == 0
+        )
+
+    wait_for(caught_up)

@@ -214,3 +214,31 @@ BLOCKING_QUERIES = METRICS.gauge(
     "Blocking queries waiting for a change.",
     consul_name="consul.rpc.queries_blocking",
 ).labelled()
+
+# Cluster mode (store/etcd*.py); children appear only when an agent uses etcd.
+ETCD_REQUESTS = METRICS.histogram(
+    "waypost_etcd_request_duration_seconds",
+    "Round trips to etcd by RPC (cluster mode), retries on other members included.",
+    ("method",),
+)
+_ETCD_REVISION = METRICS.gauge(
+    "waypost_etcd_revision", "The newest etcd revision a response carried."
+)
+_REPLICA_REVISION = METRICS.gauge(
+    "waypost_etcd_replica_revision", "The etcd revision this agent's catalog applied."
+)
+_REPLICA_LAG = METRICS.gauge(
+    "waypost_etcd_replica_lag_revisions",
+    "Revisions etcd has answered with that this agent's catalog has not applied.",
+)
+
+
+def etcd_revision(*, seen: int = 0, applied: int = 0) -> None:
+    """Cluster mode: note a revision etcd answered with, or the replica applied."""
+    newest = _ETCD_REVISION.labelled()
+    replica = _REPLICA_REVISION.labelled()
+    if seen > newest.value:
+        newest.value = seen
+    if applied:
+        replica.value = applied
+    _REPLICA_LAG.labelled().value = max(newest.value - replica.value, 0)

@@ -42,6 +42,7 @@ from waypost.core.catalog import Catalog
 from waypost.core.changes import KV, Entry, LockKey, Plan, Row, stamp
 from waypost.core.replica import diff, topics_of
 from waypost.exceptions import StartupError, StoreUnavailable
+from waypost.metrics import etcd_revision
 from waypost.store.base import Conflict, Deliver, StoreHealth
 from waypost.store.etcd_client import (
     EVENT_DELETE,
@@ -142,6 +143,7 @@ class EtcdStore:
         self.members = members
         self._initial_floor = floor
         self.applied = revision
+        etcd_revision(seen=revision, applied=revision)
 
     def load(self) -> tuple[list[Row], int]:
         """Nothing to restore: `open` queued the listing as entries, delivered
@@ -287,6 +289,7 @@ class EtcdStore:
                 revision, rows, floor=floor, arm=mine[0].arm if mine else []
             )
         self.applied = revision
+        etcd_revision(seen=revision, applied=revision)
         if mine is not None and not mine[1].done():
             mine[1].set_result(entry or stamp(mine[0], revision))
         self._wake_reached()
@@ -328,6 +331,7 @@ class EtcdStore:
         # The difference is one change at the listed revision.
         self._deliver_entry(revision, changed, floor=floor)
         self.applied = revision
+        etcd_revision(seen=revision, applied=revision)
         # Local commits whose events fell in the gap are in the listing: they
         # wait for `reached(their revision)` too (see `commit`).
         self._wake_reached()

@@ -39,6 +39,8 @@ import grpc  # type: ignore[import-untyped]
 import msgspec
 from aetcd import rpc  # type: ignore[import-untyped]
 
+from waypost.metrics import ETCD_REQUESTS, etcd_revision
+
 logger = logging.getLogger("waypost.store.etcd")
 
 #: How long one call may take, all retries included.
@@ -256,7 +258,8 @@ class EtcdClient:
         within: float | None = None,
     ) -> Message:
         """One unary call, moved to another endpoint while that is safe."""
-        deadline = time.monotonic() + (within or self.timeout)
+        started = time.monotonic()
+        deadline = started + (within or self.timeout)
         last_error: BaseException | None = None
         while True:
             left = deadline - time.monotonic()
@@ -296,6 +299,10 @@ class EtcdClient:
                 self._rotate(endpoint)
                 continue
             self.last_contact = time.monotonic()
+            ETCD_REQUESTS.labelled(method).observe(self.last_contact - started)
+            header = getattr(response, "header", None)
+            if header is not None:
+                etcd_revision(seen=int(header.revision))
             return response
 
     # ------------------------------------------------------------ KV
