@@ -12,9 +12,20 @@ import msgspec
 import pytest
 import trustme
 
-from waypost.testing import TEST_ETCD_ENV, AgentProcess, EtcdCluster, run_agent
+from waypost.testing import (
+    DNS_ADDR_ENV,
+    TEST_ETCD_ENV,
+    AgentProcess,
+    EtcdCluster,
+    run_agent,
+)
 
 _names = itertools.count()
+
+# Agents the tests start themselves (not through AgentProcess) get their DNS
+# interface on a free port too: the default 8600 would collide between
+# agents, and with test runs of other checkouts on the same machine.
+os.environ.setdefault(DNS_ADDR_ENV, "127.0.0.1:0")
 
 
 @pytest.fixture(scope="session", autouse=True)

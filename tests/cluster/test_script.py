@@ -43,6 +43,7 @@ def test_the_cluster_script_starts_three_agents_on_three_etcd_members(
     env = {
         **os.environ,
         "WAYPOST_CLUSTER_PORT": str(agents),
+        "WAYPOST_CLUSTER_DNS_PORT": str(_free_block(3)),
         "WAYPOST_CLUSTER_ETCD_PORT": str(etcd),
         "WAYPOST_CLUSTER_DIR": str(tmp_path / "cluster"),
     }
