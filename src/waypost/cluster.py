@@ -105,6 +105,7 @@ class Cluster:
         self._ring = HashRing()
         self._live: frozenset[str] = frozenset({self.node})
         self._in_ring = False
+        self._has_joined = False
         self._tasks: list[asyncio.Task[None]] = []
         self._writing: set[str] = set()
         self._view = EtcdView(members=[], is_current=False)
@@ -152,7 +153,11 @@ class Cluster:
             return
         joined = sorted(self._live - before[0])
         left = sorted(before[0] - self._live)
-        logger.info(
+        # The first view (this agent's own key arriving) is start-up detail.
+        level = logging.INFO if self._has_joined else logging.DEBUG
+        self._has_joined = self._has_joined or self._in_ring
+        logger.log(
+            level,
             "agents: %d live%s%s",
             len(self._live),
             f"; joined {', '.join(joined)}" if joined else "",

@@ -50,6 +50,8 @@ import pytest
 from consul import ConsulException
 from packaging import version
 
+from tests.stores import STATUS_IS_ETCD
+
 Check = consul.check.Check
 
 
@@ -990,6 +992,7 @@ class TestKV:
 # ------------------------------------------------------ tests/api/test_status.py
 
 
+@STATUS_IS_ETCD
 class TestStatus:
     def test_status_leader(self, consul_obj) -> None:
         c, _consul_version = consul_obj

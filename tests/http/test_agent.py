@@ -18,6 +18,7 @@ from tests.http.support import (
     health_ids,
     register,
 )
+from tests.stores import STATUS_IS_ETCD
 from waypost.testing import AgentProcess
 
 # Consul's default maintenance notes (agent.go).
@@ -70,6 +71,7 @@ def test_self_keeps_waypost_version_apart_from_the_consul_version(
     )
 
 
+@STATUS_IS_ETCD
 def test_self_stats_name_the_leader_that_status_reports(client: consul.Consul) -> None:
     stats = client.agent.self()["Stats"]
     assert stats["consul"]["leader"] == "true"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import consul
 import httpx
 
+from tests.stores import STATUS_IS_ETCD
 
+
+@STATUS_IS_ETCD
 def test_leader_is_this_server_rpc_address(
     client: consul.Consul, http: httpx.Client
 ) -> None:
@@ -14,5 +17,6 @@ def test_leader_is_this_server_rpc_address(
     assert http.get("/v1/status/leader").json() == "127.0.0.1:8300"
 
 
+@STATUS_IS_ETCD
 def test_peers_is_the_leader_alone(client: consul.Consul) -> None:
     assert client.status.peers() == [client.status.leader()]

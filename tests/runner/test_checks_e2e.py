@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from tests.runner.targets import (
     UdpEcho,
     free_port,
 )
+from tests.stores import single_agent_only
 from waypost.testing import AgentProcess, run_agent, wait_until
 
 FAST = "200ms"
@@ -203,10 +203,7 @@ def test_script_checks_are_refused_without_the_flag() -> None:
         assert api.get("/v1/agent/services").json() == {}
 
 
-@pytest.mark.skipif(
-    os.environ.get("WAYPOST_TEST_STORE") == "etcd",
-    reason="cluster mode: the ring gives other nodes' checks to a live agent",
-)
+@single_agent_only("the ring gives other nodes' checks to a live agent")
 def test_checks_of_other_nodes_are_never_run(api: httpx.Client) -> None:
     with HttpTarget() as web:
         body = {

@@ -97,6 +97,16 @@ def member_json(
 async def self_(registry: Registry, request: Request) -> Response:
     config = registry.config
     counts = registry.catalog.counts()
+    # One agent is its own leader; in cluster mode the leader is etcd's, the
+    # one /v1/status/leader names, and no agent is it.
+    is_leader, leader_addr = True, f"{config.advertise_address}:8300"
+    if registry.cluster is not None:
+        view = await registry.cluster.etcd_view()
+        is_leader = False
+        leader_addr = next(
+            (m.peer_address for m in view.members if m.is_leader and view.is_current),
+            "",
+        )
     return json_response(
         {
             "Config": {
@@ -137,12 +147,15 @@ async def self_(registry: Registry, request: Request) -> Response:
                 "consul": {
                     "bootstrap": "true",
                     "known_datacenters": "1",
-                    "leader": "true",
+                    "leader": "true" if is_leader else "false",
                     # What /v1/status/leader answers, as on a Consul server.
-                    "leader_addr": f"{config.advertise_address}:8300",
+                    "leader_addr": leader_addr,
                     "server": "true",
                 },
-                "raft": {"state": "Leader", "num_peers": "0"},
+                "raft": {
+                    "state": "Leader" if is_leader else "Follower",
+                    "num_peers": "0",
+                },
                 # waypost's own identity and state, apart from the Consul level
                 # it claims. Consul's Stats is map[string]map[string]string (Go
                 # clients decode it so), hence strings only, and no new
