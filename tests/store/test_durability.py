@@ -17,17 +17,21 @@ from waypost.testing import AgentProcess
 
 BURST = 900
 KILL_AFTER_ACKS = 520
+CLIENTS = 64
 
 
 async def _register_burst(agent: AgentProcess, acked: list[str]) -> None:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    # 900 requests queue for 64 connections: waiting for a connection is not
-    # a failure (on a loaded machine it took longer than any fixed pool
-    # timeout, the burst ended before the kill, and the test failed).
-    timeout = httpx.Timeout(30, pool=None)
-    async with httpx.AsyncClient(
-        base_url=agent.url, limits=limits, timeout=timeout
-    ) as http:
+    """64 clients, each registering one instance after another.
+
+    Not 900 requests queued at once in one httpx pool: httpcore scans every
+    queued request against every connection on each change (quadratic), and
+    on a loaded machine the test process spent the whole timeout there
+    before sending anything, so the agent was never killed (1 run in 5).
+    The agent sees the same 64 concurrent writers either way.
+    """
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    numbers = iter(range(BURST))
+    async with httpx.AsyncClient(base_url=agent.url, limits=limits, timeout=30) as http:
         killed = asyncio.Event()
 
         async def register(n: int) -> None:
@@ -43,7 +47,11 @@ async def _register_burst(agent: AgentProcess, acked: list[str]) -> None:
                     assert agent.process is not None
                     agent.process.send_signal(signal.SIGKILL)
 
-        await asyncio.gather(*(register(n) for n in range(BURST)))
+        async def client() -> None:
+            for n in numbers:  # shared: each number is registered once
+                await register(n)
+
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
 
 
 def test_every_acknowledged_registration_survives_kill_9(tmp_path: Path) -> None:
