@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 from tests.client.conftest import Twin, free_port, open_twin
+from tests.stores import STATUS_IS_ETCD
 from waypost.client import (
     AsyncClient,
     Client,
@@ -300,6 +301,7 @@ async def test_kv_put_with_a_stale_cas_changes_nothing(twin: Twin, unique: str) 
     assert (await twin("kv_get", unique)).value == b"v2"
 
 
+@STATUS_IS_ETCD
 async def test_members_and_leader_describe_the_agent(twin: Twin) -> None:
     (member,) = await twin("members")
     assert member.name == "waypost-test" and member.status == 1
