@@ -173,3 +173,21 @@ def test_backoff_grows_to_its_cap_with_jitter_and_resets() -> None:
     assert len(set(delays)) == len(delays)  # jittered
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        ("service:web-1", "service:web-1"),  # as Go's url.PathEscape leaves it
+        ("a@b=c+d", "a@b=c+d"),
+        ("a b", "a%20b"),
+        ("x/y", "x%2Fy"),
+        ("50%", "50%25"),
+        ("q?x#y", "q%3Fx%23y"),
+        ("ünï", "%C3%BCn%C3%AF"),
+    ],
+)
+def test_path_segments_are_escaped_as_consuls_go_client_does(
+    raw: str, sent: str
+) -> None:
+    assert _calls.deregister_call(raw).path == f"/v1/agent/service/deregister/{sent}"

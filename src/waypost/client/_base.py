@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
@@ -318,12 +319,22 @@ def _segment(value: str, what: str) -> str:
     return _quoted(value)
 
 
-@functools.lru_cache(maxsize=4096)
+# Go's url.PathEscape, which Consul's own client uses: a segment keeps
+# `:` and `@` (check IDs are `service:<id>`), so the registry has nothing to
+# unquote.
+_PATH_SAFE = "!$&'()*+:=@"
+_needs_no_quoting = re.compile(r"[\w.~!$&'()*+:=@-]*", re.ASCII).fullmatch
+
+
 def _quoted(value: str) -> str:
-    # Go's url.PathEscape, which Consul's own client uses: a segment keeps
-    # `:` and `@` (check IDs are `service:<id>`), so the registry has
-    # nothing to unquote. Heartbeats quote the same IDs over and over.
-    return quote(value, safe="!$&'()*+:=@")
+    if _needs_no_quoting(value):  # most names and IDs: no work at all
+        return value
+    return _quote_cached(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quote_cached(value: str) -> str:
+    return quote(value, safe=_PATH_SAFE)
 
 
 def _nothing(answer: Answer) -> None:

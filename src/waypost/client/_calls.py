@@ -152,10 +152,16 @@ def deregister_call(service_id: str) -> Call[None]:
     return Call("PUT", path, decode=_nothing)
 
 
+_CHECK_PATHS = {
+    HealthStatus.PASSING: "/v1/agent/check/pass/",
+    HealthStatus.WARNING: "/v1/agent/check/warn/",
+    HealthStatus.CRITICAL: "/v1/agent/check/fail/",
+}
+
+
 def check_call(check_id: str, status: HealthStatus, note: str = "") -> Call[None]:
-    verb = {"passing": "pass", "warning": "warn", "critical": "fail"}[status.value]
-    params = [("note", note)] if note else []
-    path = f"/v1/agent/check/{verb}/" + _segment(check_id, "check_id")
+    params = [("note", note)] if note else ()
+    path = _CHECK_PATHS[status] + _segment(check_id, "check_id")
     return Call("PUT", path, params=params, decode=_nothing)
 
 
