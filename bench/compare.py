@@ -688,12 +688,38 @@ def table_lines(out: Results, sizes: Sizes, systems: list[str]) -> list[list[str
     return lines
 
 
+def client_ratios(out: Results, sizes: Sizes) -> str:
+    """Issue 14's figures: the client's column against raw HTTP and etcd."""
+    parts = []
+    for key, what in (
+        ("heartbeat", "heartbeats"),
+        ("discover 10", "reads of 10"),
+        ("register 64", "registrations (64 callers)"),
+        ("register 1", "registrations (1 caller)"),
+    ):
+        values = out.get(key, {})
+        if values.get("waypost") and "waypost client" in values:
+            ratio = values["waypost client"] / values["waypost"]
+            parts.append(f"{what} {ratio:.2f}×")
+    big = out.get(f"discover {sizes.discover[1]}", {})
+    text = ""
+    if parts:
+        text = "Client ÷ raw HTTP, same run: " + ", ".join(parts) + "."
+    if big.get("etcd") and "waypost client" in big:
+        text += (
+            f" Reads of {sizes.discover[1]:,} instances through the client ÷ etcd:"
+            f" {big['waypost client'] / big['etcd']:.2f}×."
+        )
+    return text
+
+
 def render(
     out: Results,
     sizes: Sizes,
     systems: list[str],
     versions: dict[str, str],
     quick: bool,
+    load: tuple[float, float] = (0.0, 0.0),
 ) -> str:
     header = ["metric", *systems, "÷ etcd", "÷ ZooKeeper", "target", "met"]
     table = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -725,7 +751,9 @@ def render(
             " gRPC's core and protobuf are for etcd; health answers into typed"
             " structs keeping node address, service ID, address and port, since"
             " into dicts the allocation costs ~9× the parse), and through its own"
-            " AsyncClient when present; etcd through aetcd on one gRPC"
+            " AsyncClient when present (one, shared, max_connections=128; reads"
+            " in its compact answer, decoded into Instance values); etcd through"
+            " aetcd on one gRPC"
             " channel, keepalives pipelined on one LeaseKeepAlive stream as Go's"
             " clientv3 does; ZooKeeper through kazoo on one session, heartbeats on a"
             " session per instance spoken with kazoo's codec on asyncio.",
@@ -750,9 +778,13 @@ def render(
             f"{choice}÷ columns: waypost's rate ÷ the peer's; for times, CPU and"
             " sizes the peer's ÷ waypost's, so > 1 always favours waypost. CPU % is"
             " of one core; server CPU per 1,000 operations does not depend on how"
-            " fast the client is. Targets are judged on the raw-HTTP waypost column.",
+            " fast the client is. Targets are judged on the raw-HTTP waypost column."
+            f" Load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, on"
+            f" {os.cpu_count()} cores shared with other work.",
             "",
             *table,
+            "",
+            client_ratios(out, sizes),
             "",
         ]
     )
@@ -879,18 +911,22 @@ def main() -> None:
             console.print(f"[red]{exc}[/]")
             sys.exit(PEERS_MISSING)
     scratch = Path(tempfile.mkdtemp(prefix="waypost-compare-"))
+    load_before = os.getloadavg()[0]
     began = time.perf_counter()
     try:
         out, versions = asyncio.run(run_phases(phases, systems, sizes, scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print_summary(out, sizes, systems)
+    console.print(client_ratios(out, sizes))
     console.print(f"{time.perf_counter() - began:.0f} s in all")
     if PROFILER is not None:
         PROFILER.report()
         return
     if not args.no_write:
-        write_section("compare", render(out, sizes, systems, versions, args.quick))
+        load = (load_before, os.getloadavg()[0])
+        text = render(out, sizes, systems, versions, args.quick, load)
+        write_section("compare", text)
         console.print("written to bench/RESULTS.md (section `compare`)")
     missed = missed_targets(out, sizes)
     if missed and not args.quick:
