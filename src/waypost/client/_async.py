@@ -49,9 +49,6 @@ from waypost.exceptions import (
 T = TypeVar("T")
 logger = logging.getLogger("waypost.client")
 
-#: Check-update calls a client keeps (see `_check_call`).
-CHECK_CALLS_KEPT = 4096
-
 
 class AsyncClient:
     """The waypost (and Consul) HTTP API, for asyncio.
@@ -99,7 +96,6 @@ class AsyncClient:
         self._feeds = AsyncFeeds(self)
         self._cache: AsyncCache | None = None
         self._lock = threading.Lock()
-        self._check_calls: dict[tuple[str, HealthStatus], Call[None]] = {}
 
     @property
     def address(self) -> str:
@@ -154,22 +150,9 @@ class AsyncClient:
                 )
         return True
 
-    def _check_call(self, check_id: str, status: HealthStatus, note: str) -> Call[None]:
-        """The call for a TTL check update; kept per check without a note, so
-        a loop of `pass_check()` builds its request bytes once."""
-        if note:
-            return _calls.check_call(check_id, status, note)
-        key = (check_id, status)
-        call = self._check_calls.get(key)
-        if call is None:
-            if len(self._check_calls) >= CHECK_CALLS_KEPT:
-                self._check_calls.clear()
-            call = self._check_calls[key] = _calls.check_call(check_id, status)
-        return call
-
     def _long_poll_pool(self) -> AsyncConnectionPool:
         """A connection of its own for one blocking-query loop."""
-        return AsyncConnectionPool(self._origin, 1)
+        return AsyncConnectionPool(self._origin, 1, is_interruptible=True)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -295,15 +278,15 @@ class AsyncClient:
 
     async def pass_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check passing (a heartbeat)."""
-        await self._run(self._check_call(check_id, HealthStatus.PASSING, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.PASSING, note))
 
     async def warn_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check to warning."""
-        await self._run(self._check_call(check_id, HealthStatus.WARNING, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.WARNING, note))
 
     async def fail_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check critical."""
-        await self._run(self._check_call(check_id, HealthStatus.CRITICAL, note))
+        await self._run(_calls.check_call(check_id, HealthStatus.CRITICAL, note))
 
     async def maintenance(
         self, enable: bool, *, reason: str = "", service_id: str | None = None

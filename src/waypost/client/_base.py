@@ -217,7 +217,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 # ------------------------------------------------------------------ calls
 
 
-class Answer(msgspec.Struct, frozen=True, kw_only=True):
+class Answer(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What came back, reduced to what the decoders need."""
 
     status: int
@@ -290,8 +290,8 @@ class Call(Generic[T]):
         accept: bytes = b"",
     ) -> None:
         self.accept = accept
-        #: The request's bytes, once a transport has built them.
-        self.message: bytes | None = None
+        #: The request's bytes and whom they were built for (`_http11`).
+        self.message: tuple[object, bytes] | None = None
         self.method = method
         self.path = path
         self.params = list(params)

@@ -66,11 +66,12 @@ def _header_value(value: str) -> bytes:
 
 
 def request_message(origin: Origin, call: Call[T]) -> bytes:
-    """The whole request, head and body, as one write (kept on the call:
-    a heartbeat sends the same bytes every time)."""
-    if call.message is None:
-        call.message = _message(origin, call)
-    return call.message
+    """The whole request, head and body, as one write (kept on the call for
+    its origin: a heartbeat sends the same bytes every time)."""
+    message = call.message
+    if message is None or message[0] is not origin:
+        message = call.message = (origin, _message(origin, call))
+    return message[1]
 
 
 def _message(origin: Origin, call: Call[T]) -> bytes:

@@ -50,9 +50,6 @@ from waypost.exceptions import (
 T = TypeVar("T")
 logger = logging.getLogger("waypost.client")
 
-#: Check-update calls a client keeps (see `_check_call`).
-CHECK_CALLS_KEPT = 4096
-
 
 class Client:
     """The waypost (and Consul) HTTP API, blocking.
@@ -100,7 +97,6 @@ class Client:
         self._feeds = Feeds(self)
         self._cache: Cache | None = None
         self._lock = threading.Lock()
-        self._check_calls: dict[tuple[str, HealthStatus], Call[None]] = {}
 
     @property
     def address(self) -> str:
@@ -155,22 +151,9 @@ class Client:
                 )
         return True
 
-    def _check_call(self, check_id: str, status: HealthStatus, note: str) -> Call[None]:
-        """The call for a TTL check update; kept per check without a note, so
-        a loop of `pass_check()` builds its request bytes once."""
-        if note:
-            return _calls.check_call(check_id, status, note)
-        key = (check_id, status)
-        call = self._check_calls.get(key)
-        if call is None:
-            if len(self._check_calls) >= CHECK_CALLS_KEPT:
-                self._check_calls.clear()
-            call = self._check_calls[key] = _calls.check_call(check_id, status)
-        return call
-
     def _long_poll_pool(self) -> ConnectionPool:
         """A connection of its own for one blocking-query loop."""
-        return ConnectionPool(self._origin, 1)
+        return ConnectionPool(self._origin, 1, is_interruptible=True)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -296,15 +279,15 @@ class Client:
 
     def pass_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check passing (a heartbeat)."""
-        self._run(self._check_call(check_id, HealthStatus.PASSING, note))
+        self._run(_calls.check_call(check_id, HealthStatus.PASSING, note))
 
     def warn_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check to warning."""
-        self._run(self._check_call(check_id, HealthStatus.WARNING, note))
+        self._run(_calls.check_call(check_id, HealthStatus.WARNING, note))
 
     def fail_check(self, check_id: str, note: str = "") -> None:
         """Set a TTL check critical."""
-        self._run(self._check_call(check_id, HealthStatus.CRITICAL, note))
+        self._run(_calls.check_call(check_id, HealthStatus.CRITICAL, note))
 
     def maintenance(
         self, enable: bool, *, reason: str = "", service_id: str | None = None

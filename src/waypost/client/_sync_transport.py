@@ -87,15 +87,20 @@ class ConnectionPool:
         origin: where the registry is.
         max_connections: requests in flight at once; more wait, up to
             their own deadline.
+        is_interruptible: keep track of busy connections, so `interrupt()`
+            ends a request in flight (a watch feed's long poll); otherwise a
+            request in flight finishes and its connection closes after.
     """
 
-    def __init__(self, origin: Origin, max_connections: int) -> None:
+    def __init__(
+        self, origin: Origin, max_connections: int, *, is_interruptible: bool = False
+    ) -> None:
         self._origin = origin
         #: Where this pool's connections go.
         self.origin = origin
         self._slots = Slots(max_connections)
         self._idle: list[Connection] = []
-        self._busy: set[Connection] = set()
+        self._busy: set[Connection] | None = set() if is_interruptible else None
         self._is_interrupted = False
 
     def send(
@@ -122,9 +127,11 @@ class ConnectionPool:
                 try:
                     if connection is None:
                         connection = self._connect(deadline)
-                    self._busy.add(connection)
-                    if self._is_interrupted:  # interrupt() ran before the add
-                        raise RegistryConnectError("the connection pool was closed")
+                    busy = self._busy
+                    if busy is not None:
+                        busy.add(connection)
+                        if self._is_interrupted:  # interrupt() ran before add
+                            raise RegistryConnectError("the connection pool was closed")
                     answer = connection.request(message, deadline)
                 except ConnectionDropped as exc:
                     self._discard(connection)
@@ -137,7 +144,8 @@ class ConnectionPool:
                 except BaseException:  # cancelled mid-way: the stream is unusable
                     self._discard(connection)
                     raise
-                self._busy.discard(connection)
+                if self._busy is not None:
+                    self._busy.discard(connection)
                 if connection.is_reusable and not self._is_interrupted:
                     self._idle.append(connection)
                 else:
@@ -164,17 +172,18 @@ class ConnectionPool:
 
     def _discard(self, connection: Connection | None) -> None:
         if connection is not None:
-            self._busy.discard(connection)
+            if self._busy is not None:
+                self._busy.discard(connection)
             connection.close()
 
     def interrupt(self) -> None:
-        """Close every connection now, busy ones included, and refuse new
-        ones: a request blocked in a long poll ends at once."""
+        """Close every connection now (busy ones too when interruptible) and
+        refuse new ones: a request blocked in a long poll ends at once."""
         self._is_interrupted = True
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
-        for connection in list(self._busy):
+        for connection in list(self._busy or ()):
             connection.interrupt()
 
     def close(self) -> None:
