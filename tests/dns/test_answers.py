@@ -144,6 +144,7 @@ def test_names_outside_our_zones_are_refused(dns_agent: AgentProcess) -> None:
     reply = ask(dns_agent, "example.com")
     assert rcode(reply) == "REFUSED"
     assert reply.answer == []
+    assert not reply.flags & dns.flags.AA  # not our zone: no authority claimed
 
 
 def test_soa_and_ns_name_this_agent(dns_agent: AgentProcess) -> None:

@@ -132,8 +132,10 @@ class Answerer:
         if zone is None:
             if self.recursion_available:
                 return RECURSE
+            # miekg/dns' handleRefused: the question echoed, REFUSED, no
+            # authority claimed, no OPT record.
             reply.header.rcode = RCODE.REFUSED
-            self._set_edns(request, reply)
+            reply.header.aa = 0
             return reply
         if qtype == T_SOA:
             reply.add_answer(self._soa(zone))
