@@ -1,14 +1,18 @@
 """A/B: this checkout's agent against another revision's, interleaved.
 
     python bench/ab.py --base 3a8e90c [--base REV ...] [--rounds 3] [--duration 5]
-                       [--only reads]
+                       [--only reads] [--acl]
 
 Runs the workloads of `http_bench.py` (reads of a 10-instance service,
 durable and --dev registrations with 64 connections, TTL passes) against an
 agent from `--base` (checked out into a temporary git worktree) and one from
 this checkout, alternating base/new each round, so that both see the same
 machine noise. Prints the median of each side and new ÷ base, and writes its
-section of bench/RESULTS.md. A ratio within a few percent of 1.0 is noise on
+section of bench/RESULTS.md. `--acl` (with `--only reads`): this checkout's
+agent runs with `--acl-enabled --acl-default-policy deny`, and the reads
+carry a token of a policy (`service_prefix "" read`, `node_prefix "" read`),
+not the management token, so every request resolves the token and checks
+its route's rule. A ratio within a few percent of 1.0 is noise on
 this 2-core machine.
 """
 
@@ -33,11 +37,11 @@ WORKLOADS = ("reads", "register durable", "register dev", "ttl pass")
 
 
 def run_side(
-    src: Path | None, scratch: Path, duration: int, only: str | None
+    src: Path | None, scratch: Path, duration: int, only: str | None, acl: bool = False
 ) -> dict[str, float]:
     """One round of the workloads against agents importing from `src`."""
     if only == "reads":
-        return {"reads": run_reads(src, duration)}
+        return {"reads": run_reads(src, duration, acl=acl)}
     env = {"PYTHONPATH": str(src)} if src is not None else None
     dev = AgentProcess(dev=True, node="bench", env=env).start()
     data = Path(tempfile.mkdtemp(dir=scratch))
@@ -70,18 +74,50 @@ def run_side(
         durable.stop()
 
 
-def run_reads(src: Path | None, duration: int) -> float:
+ACL_MANAGEMENT = "bench-management-token"
+READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
+
+
+def run_reads(src: Path | None, duration: int, *, acl: bool = False) -> float:
     env = {"PYTHONPATH": str(src)} if src is not None else None
-    dev = AgentProcess(dev=True, node="bench", env=env).start()
+    args = []
+    if acl:
+        args = [
+            "--acl-enabled",
+            "--acl-default-policy",
+            "deny",
+            "--acl-initial-management",
+            ACL_MANAGEMENT,
+        ]
+    dev = AgentProcess(dev=True, node="bench", env=env, extra_args=args).start()
     try:
-        seed_reads(dev)
+        headers = {}
+        if acl:
+            seed_reads(dev, ACL_MANAGEMENT)
+            headers = {"X-Consul-Token": read_token(dev)}
+        else:
+            seed_reads(dev)
         return wrk(
             dev.url + "/v1/health/service/web?passing",
             connections=32,
             duration=duration,
+            headers=headers,
         )["rps"]
     finally:
         dev.stop()
+
+
+def read_token(agent: AgentProcess) -> str:
+    import httpx
+
+    auth = {"X-Consul-Token": ACL_MANAGEMENT}
+    with httpx.Client(base_url=agent.url, headers=auth) as http:
+        http.put(
+            "/v1/acl/policy", json={"Name": "bench-read", "Rules": READ_RULES}
+        ).raise_for_status()
+        token = http.put("/v1/acl/token", json={"Policies": [{"Name": "bench-read"}]})
+        token.raise_for_status()
+        return str(token.json()["SecretID"])
 
 
 def main() -> None:
@@ -93,6 +129,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--acl", action="store_true", help="this checkout's agent with ACLs on"
+    )
     args = parser.parse_args()
 
     def short(rev: str) -> str:
@@ -104,7 +143,8 @@ def main() -> None:
         ).stdout.strip()
 
     bases = [short(rev) for rev in args.base]
-    sides = [*bases, f"{short('HEAD')} (this checkout)"]
+    this = f"{short('HEAD')} (this checkout{', ACLs on' if args.acl else ''})"
+    sides = [*bases, this]
     workloads = ("reads",) if args.only else WORKLOADS
     runs = {side: {w: [] for w in workloads} for side in sides}
     with tempfile.TemporaryDirectory(prefix="waypost-ab-") as scratch_dir:
@@ -123,7 +163,13 @@ def main() -> None:
                 for side in order:
                     tree = trees.get(side)
                     src = tree / "src" if tree is not None else None
-                    figures = run_side(src, scratch, args.duration, args.only)
+                    figures = run_side(
+                        src,
+                        scratch,
+                        args.duration,
+                        args.only,
+                        acl=args.acl and tree is None,
+                    )
                     print(f"round {round_ + 1} {side}: {figures}", flush=True)
                     for workload, value in figures.items():
                         runs[side][workload].append(value)
@@ -139,7 +185,9 @@ def main() -> None:
         f"### A/B: {' vs '.join(sides)} ({environment()})",
         "",
         f"`python bench/ab.py {' '.join('--base ' + b for b in bases)}"
-        f" --rounds {args.rounds} --duration {args.duration}`: interleaved;"
+        f" --rounds {args.rounds} --duration {args.duration}"
+        f"{' --only reads' if args.only else ''}{' --acl' if args.acl else ''}`:"
+        " interleaved;"
         " medians of req/s (wrk, one agent process each).",
         "",
         "| workload | " + " | ".join(sides) + f" | last ÷ {reference} |",

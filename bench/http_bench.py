@@ -61,9 +61,16 @@ def free_port() -> int:
 
 
 def wrk(
-    url: str, *, connections: int, duration: int, script: str | None = None
+    url: str,
+    *,
+    connections: int,
+    duration: int,
+    script: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         if script:
             lua.write(script)
@@ -109,8 +116,9 @@ def start_bare(kind: str, body_file: Path) -> tuple[subprocess.Popen[bytes], str
     return proc, url
 
 
-def seed_reads(agent: AgentProcess) -> bytes:
-    with httpx.Client(base_url=agent.url) as http:
+def seed_reads(agent: AgentProcess, token: str = "") -> bytes:
+    headers = {"X-Consul-Token": token} if token else {}
+    with httpx.Client(base_url=agent.url, headers=headers) as http:
         for n in range(10):
             body = {
                 "Name": "web",

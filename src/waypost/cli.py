@@ -13,6 +13,7 @@ import sys
 import click
 
 from waypost import __version__
+from waypost.cli_acl import acl_options, acl_settings
 from waypost.cli_cluster import etcd_options, etcd_settings
 from waypost.cli_dns import dns_options, dns_settings
 from waypost.cli_listeners import (
@@ -162,6 +163,7 @@ def main() -> None:
 @listener_options
 @etcd_options
 @dns_options
+@acl_options
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -206,6 +208,7 @@ def agent(
     configure_logging(level, json_lines=log_json)
     etcd = etcd_settings(listening)
     dns = dns_settings(listening, client=client, split=_split_addr)
+    acl = acl_settings(listening)
     settings = listener_settings(
         listening, client=client, default_host=host, split=_split_addr
     )
@@ -227,6 +230,7 @@ def agent(
         etcd=etcd,
         dns=dns,
         log_json=log_json,
+        acl=acl,
         **settings,
     )
     raise_open_files_limit()

@@ -178,6 +178,35 @@ class DnsConfig(msgspec.Struct, frozen=True, kw_only=True):
         return self.port != PORT_OFF
 
 
+class AclConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Consul's `acl` stanza.
+
+    Args:
+        enabled: check a token on every request (`acl.enabled`).
+        default_policy: `allow` or `deny`: what a token may do where no rule
+            of its policies says (`acl.default_policy`; Consul's default is
+            `allow`, production wants `deny`).
+        initial_management: the secret of a management token created at
+            start-up (`acl.tokens.initial_management`); bootstraps the ACL
+            system, so `PUT /v1/acl/bootstrap` is refused.
+        enable_token_persistence: tokens set through `/v1/agent/token/*` are
+            kept across restarts (`acl.enable_token_persistence`).
+    """
+
+    enabled: bool = False
+    default_policy: str = "allow"
+    initial_management: str = ""
+    enable_token_persistence: bool = False
+
+    def __repr__(self) -> str:  # the secret never reaches a log line
+        return (
+            f"AclConfig(enabled={self.enabled!r}, default_policy="
+            f"{self.default_policy!r}, initial_management="
+            f"{'<set>' if self.initial_management else ''!r},"
+            f" enable_token_persistence={self.enable_token_persistence!r})"
+        )
+
+
 class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How one agent runs.
 
@@ -207,6 +236,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
             default, when the embedded store is used.
         dns: the DNS interface (UDP and TCP on 127.0.0.1:8600 by default).
         log_json: log one JSON object per line (Consul's `-log-json`).
+        acl: ACL tokens and policies (off by default, as in Consul).
     """
 
     http_host: str = DEFAULT_HTTP_HOST
@@ -229,6 +259,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     etcd: EtcdConfig = msgspec.field(default_factory=EtcdConfig)
     dns: DnsConfig = msgspec.field(default_factory=DnsConfig)
     log_json: bool = False
+    acl: AclConfig = msgspec.field(default_factory=AclConfig)
 
     @property
     def advertise_address(self) -> str:

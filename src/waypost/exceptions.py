@@ -3,6 +3,7 @@
 WaypostError
 ├── RequestRejected       the request was wrong; nothing changed
 │   ├── InvalidRequest    bad JSON, unknown field, bad duration   → 400
+│   ├── AclDisabled       an ACL endpoint while ACLs are off      → 401
 │   ├── PermissionDenied  the token lacks the right               → 403
 │   ├── NotFound          no such service, check or node          → 404
 │   ├── RequestTimeout    its head or body came too slowly        → 408
@@ -45,6 +46,12 @@ class InvalidRequest(RequestRejected):
     """The body, a query parameter or a path segment is malformed."""
 
     status_code = 400
+
+
+class AclDisabled(RequestRejected):
+    """(agent) An ACL endpoint was called on an agent without --acl-enabled."""
+
+    status_code = 401
 
 
 class PermissionDenied(RequestRejected):

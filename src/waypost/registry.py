@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from waypost.config import AgentConfig
+from waypost.core.acl.authorizer import Authorizer
+from waypost.core.acl.changes import InitializeAcl
+from waypost.core.acl.model import AGENT_TOKEN_PREFIX, ANONYMOUS_SECRET
 from waypost.core.brake import Brake, BrakeSettings
 from waypost.core.catalog import Catalog
 from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
@@ -47,6 +50,10 @@ logger = logging.getLogger("waypost.registry")
 
 Clock = Callable[[], float]
 Listener = Callable[[Entry], None]
+
+
+#: No token at all (not even the anonymous one): nothing is allowed.
+DENY_ALL = Authorizer("", (), default_allow=False)
 
 
 class Applied(msgspec.Struct, frozen=True):
@@ -88,6 +95,9 @@ class Registry:
         self.request_shutdown: Callable[[], None] = lambda: None
         #: Set by the agent: how many active checks its runner runs.
         self.count_running: Callable[[], int] = lambda: 0
+        #: Tokens set through /v1/agent/token (`default` answers requests
+        #: that carry none); kept across restarts only with persistence on.
+        self.agent_tokens: dict[str, str] = {}
         #: Cluster mode: the live agents, the etcd members (None: one agent).
         self.cluster: Cluster | None = None
         store.bind(self._deliver)
@@ -107,6 +117,56 @@ class Registry:
         """Fill the catalog from the store (start-up)."""
         rows, index = self.store.load()
         self.catalog.restore(rows, index, now=self.now())
+
+    async def start_acl(self) -> None:
+        """Configure the ACL state; with ACLs on, write the builtin policies,
+        the anonymous token and the initial management token if missing."""
+        acl = self.config.acl
+        state = self.catalog.acl
+        state.configure(
+            default_allow=acl.default_policy == "allow",
+            datacenter=self.config.datacenter,
+        )
+        if not acl.enabled:
+            return
+        await self.apply(
+            InitializeAcl(
+                now=time.time(),
+                initial_management=acl.initial_management,
+                initial_accessor=str(uuid.uuid4()),
+            )
+        )
+        if acl.enable_token_persistence:
+            for name, fact in state.facts.items():
+                if name.startswith(AGENT_TOKEN_PREFIX) and fact.value:
+                    self.agent_tokens[name[len(AGENT_TOKEN_PREFIX) :]] = fact.value
+
+    def dns_authorizer(self) -> Authorizer | None:
+        """What DNS answers may show: the agent's `dns` token, else its
+        `default` one, else the anonymous token (None: ACLs are off)."""
+        if not self.config.acl.enabled:
+            return None
+        state = self.catalog.acl
+        secret = (
+            self.agent_tokens.get("dns")
+            or self.agent_tokens.get("default")
+            or ANONYMOUS_SECRET
+        )
+        token = state.token_by_secret(secret)
+        if token is None or (
+            token.expiration_time is not None and token.expiration_time <= time.time()
+        ):
+            token = state.token_by_secret(ANONYMOUS_SECRET)
+        return state.authorizer(token) if token is not None else DENY_ALL
+
+    def set_agent_token(self, kind: str, secret: str) -> None:
+        """/v1/agent/token/<kind>: the token the agent uses for that purpose."""
+        if secret:
+            self.agent_tokens[kind] = secret
+        else:
+            self.agent_tokens.pop(kind, None)
+        # Answers cached for requests without a token may change with it.
+        self.catalog.acl.epoch += 1
 
     # ------------------------------------------------------------ writes
 

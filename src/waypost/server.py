@@ -119,6 +119,7 @@ class Agent:
         gc.set_threshold(GC_THRESHOLD, 20, 20)
         if self.cluster is not None:
             await self.cluster.start(self._member())
+        await self.registry.start_acl()
         await self._register_self()
         for check in self.registry.catalog.all_checks():
             self.runner.sync(check)

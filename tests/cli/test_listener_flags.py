@@ -46,8 +46,24 @@ def test_every_dns_flag_is_in_the_dns_section() -> None:
     assert sorted(f for f in flags if f"`{f}`" not in section) == []
 
 
-def test_the_acl_place_is_marked() -> None:
-    assert re.search(r"### ACLs\n\n<!-- ACLs:", production_section())
+def test_every_acl_flag_is_documented_in_the_acl_section() -> None:
+    section = production_section().split("### ACLs", 1)[1].split("\n### ", 1)[0]
+    usage = subprocess.run(
+        [sys.executable, "-m", "waypost", "agent", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    flags = set(re.findall(r"--acl-[a-z-]+", usage))
+    assert flags == {
+        "--acl-enabled",
+        "--acl-default-policy",
+        "--acl-initial-management",
+        "--acl-enable-token-persistence",
+    }
+    for flag in flags:
+        assert f"`{flag}`" in section, flag
 
 
 def test_limits_come_from_waypost_environment_variables() -> None:

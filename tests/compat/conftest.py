@@ -11,10 +11,12 @@ when waypost has it, as upstream sets `"enable_script_checks": true`).
 
 from __future__ import annotations
 
+import collections
 import functools
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import consul
@@ -23,8 +25,14 @@ import pytest
 
 from waypost.testing import run_agent
 
+# Upstream's shapes (criteo/py-consul conftest.py and tests/conftest.py).
+ConsulInstance = collections.namedtuple(
+    "ConsulInstance", ["container", "port", "version"]
+)
+ACLConsul = collections.namedtuple("ACLConsul", ["instance", "token", "version"])
 
-def bootstrap(port: int) -> None:
+
+def bootstrap(port: int, token: str = "") -> None:
     """Upstream start_consul_instance()'s start-up ritual, minus its
     trailing `time.sleep(2)` (Consul's anti-entropy settling time).
 
@@ -32,6 +40,7 @@ def bootstrap(port: int) -> None:
     /v1/health/service/foo shows it, deregister it.
     """
     base_uri = f"http://127.0.0.1:{port}/v1/"
+    headers = {"X-Consul-Token": token} if token else {}
     while True:
         response = httpx.get(base_uri + "status/leader", timeout=10)
         if response.text.strip() != '""':
@@ -39,21 +48,27 @@ def bootstrap(port: int) -> None:
         time.sleep(0.1)
 
     httpx.put(
-        base_uri + "agent/service/register", content='{"name": "foo"}', timeout=10
+        base_uri + "agent/service/register",
+        content='{"name": "foo"}',
+        headers=headers,
+        timeout=10,
     )
 
     while True:
-        response = httpx.get(base_uri + "health/service/foo", timeout=10)
+        response = httpx.get(
+            base_uri + "health/service/foo", headers=headers, timeout=10
+        )
         if response.text.strip() != "[]":
             break
         time.sleep(0.1)
 
-    httpx.put(base_uri + "agent/service/deregister/foo", timeout=10)
+    httpx.put(base_uri + "agent/service/deregister/foo", headers=headers, timeout=10)
 
 
-def get_consul_version(port: int) -> str:
+def get_consul_version(port: int, token: str = "") -> str:
     base_uri = f"http://127.0.0.1:{port}/v1/"
-    response = httpx.get(base_uri + "agent/self", timeout=10)
+    headers = {"X-Consul-Token": token} if token else {}
+    response = httpx.get(base_uri + "agent/self", headers=headers, timeout=10)
     return str(response.json()["Config"]["Version"]).strip()
 
 
@@ -91,3 +106,28 @@ def consul_obj(consul_port: tuple[int, str]) -> tuple[consul.Consul, str]:
     port, version = consul_port
     c = consul.Consul(port=port)
     return c, version
+
+
+@pytest.fixture
+def acl_consul_instance() -> Iterator[tuple[ConsulInstance, str]]:
+    """Upstream's ACL instance (`acl.enabled`, `tokens.initial_management` a
+    fresh `uuid4().hex`), here with default deny, as production runs it."""
+    token = uuid.uuid4().hex
+    args = [
+        *agent_args(),
+        "--acl-enabled",
+        "--acl-default-policy",
+        "deny",
+        "--acl-initial-management",
+        token,
+    ]
+    with run_agent(extra_args=args) as agent:
+        bootstrap(agent.port, token)
+        version = get_consul_version(agent.port, token)
+        yield ConsulInstance(None, agent.port, version), token
+
+
+@pytest.fixture
+def acl_consul(acl_consul_instance: tuple[ConsulInstance, str]) -> ACLConsul:
+    instance, token = acl_consul_instance
+    return ACLConsul(consul.Consul(port=instance.port), token, instance.version)

@@ -22,13 +22,13 @@ def _imported_modules(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("module", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("module", sorted(CORE.rglob("*.py")), ids=lambda p: p.name)
 def test_core_module_imports_no_io(module: Path) -> None:
     assert not (_imported_modules(module) & FORBIDDEN)
 
 
 def test_core_imports_nothing_from_the_transports() -> None:
-    for module in CORE.glob("*.py"):
+    for module in CORE.rglob("*.py"):
         text = module.read_text()
         for layer in (
             "waypost.http",

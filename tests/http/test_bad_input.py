@@ -315,7 +315,7 @@ def test_wrong_method_is_405_with_an_allow_header(
 _UNSERVED = [
     "/v1/nope",
     "/v1/event/list",
-    "/v1/acl/token/self",
+    "/v1/acl/replication",
     "/v1/coordinate/nodes",
     "/v1/session/create",
     "/v1/catalog/nope",

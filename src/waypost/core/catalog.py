@@ -14,6 +14,8 @@ from typing import Protocol
 
 import msgspec
 
+from waypost.core.acl.changes import ACL_TABLES
+from waypost.core.acl.state import AclState
 from waypost.core.brake import Brake, Census, Transition
 from waypost.core.changes import (
     CHECKS,
@@ -109,6 +111,8 @@ class Catalog:
         self.reap: Deadlines[CheckKey] = Deadlines()
         # Per check: how long a TTL lasts and after how long critical it reaps.
         self._ttl_of: dict[tuple[str, str], float] = {}
+        #: The ACL system's rows (tokens, policies, ...), applied like the rest.
+        self.acl = AclState()
         #: None: every check is this agent's (one agent, no cluster).
         self.ownership: Ownership | None = None
 
@@ -189,6 +193,8 @@ class Catalog:
             else:
                 self._kv[key] = value  # type: ignore[assignment]
                 self._kv_deleted.pop(key, None)
+        elif table in ACL_TABLES:
+            self.acl.apply_row(table, key, value)
         else:  # pragma: no cover - a store bug, not user input
             raise ValueError(f"unknown row in table {table!r}")
 

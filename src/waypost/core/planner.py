@@ -206,7 +206,17 @@ class Draft:
                     keys.add(key)
         return sorted(keys)
 
+    def row(self, table: str, key: str) -> Any:
+        """A row of any other table (the ACL tables), through this draft."""
+        lock = (table, key)
+        self.reads.add(lock)
+        found = self.changed.get(lock, _MISSING)
+        return self.catalog.acl.row(table, key) if found is _MISSING else found
+
     # ------------------------------------------------------------ writes
+
+    def put_row(self, table: str, key: str, value: Any) -> None:
+        self._set(table, key, value)
 
     def _set(self, table: str, key: str, value: Any) -> None:
         self.reads.add((table, key))
@@ -610,3 +620,8 @@ _PLANNERS: dict[type[Change], Callable[[Draft, Any], bool | None]] = {
     KVPut: _kv_put,
     KVDelete: _kv_delete,
 }
+
+# The ACL changes plan against the ACL state through the same Draft.
+from waypost.core.acl.planner import PLANNERS as _ACL_PLANNERS  # noqa: E402
+
+_PLANNERS.update(_ACL_PLANNERS)

@@ -17,10 +17,13 @@ from collections.abc import Iterable
 
 import msgspec
 
+from waypost.core.acl.changes import ACL_TABLES
 from waypost.core.catalog import Catalog
 from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Row
 from waypost.core.model import Check, Service
+from waypost.core.tables import LOAD_ORDER
 from waypost.core.topics import (
+    T_ACL,
     T_CHECKS,
     T_NODES,
     T_SERVICES,
@@ -54,6 +57,8 @@ def topics_of(catalog: Catalog, rows: Iterable[Row]) -> set[Topic]:
     for table, key, value in rows:
         if table == KV:
             topics.add(kv_topic(key))
+        elif table in ACL_TABLES:
+            topics.add(T_ACL)
         elif table == NODES:
             name = key
             topics.update((T_NODES, node_topic(name)))
@@ -90,6 +95,8 @@ def current_rows(catalog: Catalog) -> dict[tuple[str, str], object]:
         rows[(CHECKS, f"{check.node}\x00{check.check_id}")] = check
     for entry in catalog.kv_list(""):
         rows[(KV, entry.key)] = entry
+    for table, key, value in catalog.acl.all_rows():
+        rows[(table, key)] = value
     return rows
 
 
@@ -112,9 +119,8 @@ def diff(catalog: Catalog, rows: Iterable[Row]) -> list[Row]:
     for table, key in have:
         if (table, key) not in wanted:
             changed.append((table, key, None))
-    order = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
     # Puts of nodes before their services and checks; deletes after.
-    changed.sort(key=lambda row: (row[2] is None, order[row[0]]))
+    changed.sort(key=lambda row: (row[2] is None, LOAD_ORDER[row[0]]))
     return changed
 
 

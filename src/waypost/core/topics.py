@@ -23,3 +23,7 @@ def kv_topic(key: str) -> Topic:
 
 def kv_prefix_topic(prefix: str) -> Topic:
     return (KV_PREFIX, prefix)
+
+
+#: Every ACL object: the /v1/acl lists wake on any ACL change.
+T_ACL: Topic = ("acl", "")

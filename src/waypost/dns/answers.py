@@ -36,6 +36,8 @@ from dnslib import (
 )
 
 from waypost.config import DnsConfig
+from waypost.core.acl.authorizer import Authorizer
+from waypost.core.acl.rules import READ
 from waypost.core.catalog import Catalog
 from waypost.core.model import Node
 from waypost.core.queries import (
@@ -97,8 +99,13 @@ class Answerer:
         datacenter: str,
         panic_threshold: float,
         clock: Callable[[], float] = time.time,
+        authorizer: Callable[[], Authorizer | None] = lambda: None,
     ) -> None:
         self.catalog = catalog
+        #: With ACLs on: what the agent's DNS token may read (Consul answers
+        #: DNS with the `dns` token, else `default`, else the anonymous one);
+        #: a name it may not read is NXDOMAIN, as if absent.
+        self._authorizer = authorizer
         self.config = config
         self.datacenter = datacenter.lower()
         self.panic_threshold = panic_threshold
@@ -213,10 +220,15 @@ class Answerer:
         if dc != self.datacenter:
             raise NameNotFound  # Consul: no path to datacenter → NXDOMAIN
         name = self._service_name(wanted.service)
+        authz = self._authorizer()
+        if authz is not None and not authz.allows("service", name, READ):
+            raise NameNotFound
         tags = (wanted.tag,) if wanted.tag else ()
         key = (str(request.q.qname), request.q.qtype, _has_edns(request))
         cached = self._groups.get(key)
-        if cached is not None and cached[0] == self.catalog.index:
+        # Valid for one catalog and one ACL state (both only grow).
+        state = self.catalog.index + self.catalog.acl.epoch
+        if cached is not None and cached[0] == state:
             groups = list(cached[1])
         else:
             entries = health_service(
@@ -225,6 +237,8 @@ class Answerer:
                 Selection(passing=True, tags=tags),
                 panic_default=self.panic_threshold,
             ).entries
+            if authz is not None:
+                entries = [e for e in entries if authz.allows("node", e[0].name, READ)]
             if not entries:
                 raise NameNotFound
             ttl = self.service_ttl(name)
@@ -233,7 +247,7 @@ class Answerer:
             )
             if len(self._groups) >= GROUP_CACHE_SIZE:
                 self._groups.clear()
-            self._groups[key] = (self.catalog.index, made)
+            self._groups[key] = (state, made)
             groups = list(made)
         random.shuffle(groups)  # Consul shuffles the instances of every answer
         if request.q.qtype == T_SRV:
@@ -387,7 +401,10 @@ class Answerer:
         if dc != self.datacenter:
             raise NameNotFound
         node = self._find_node(name)
-        if node is None:
+        authz = self._authorizer()
+        if node is None or (
+            authz is not None and not authz.allows("node", node.name, READ)
+        ):
             raise NameNotFound
         qname = request.q.qname
         if qtype != T_TXT:

@@ -67,6 +67,7 @@ class DnsServer:
             config,
             datacenter=registry.config.datacenter,
             panic_threshold=registry.config.panic_threshold,
+            authorizer=registry.dns_authorizer,
         )
         self.host = config.host
         self.port = config.port

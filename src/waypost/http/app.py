@@ -13,7 +13,7 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from waypost.http import blocking
+from waypost.http import access, blocking
 from waypost.http.errors import error_response
 from waypost.http.messages import Query, Request, Response
 from waypost.http.routes import Handler, Router, build_router
@@ -85,7 +85,10 @@ class ConsulAPI:
                 body=body,
                 tail=tail,
             )
+            keep = access.guard(self.registry, request, handler)
             result = await handler(self.registry, request)
+            if keep is not None and request.authorizer is not None:
+                result = access.filtered(result, request.authorizer, keep)
             if isinstance(result, Query):
                 return await blocking.answer(self.registry, self.cache, request, result)
             return result

@@ -25,7 +25,8 @@ MAX_WAIT = 600.0  # Consul: 10 minutes
 CACHE_SIZE = 4096
 
 # Query parameters that do not change an answer's body. The token does
-# (once ACLs filter answers), so it stays in the key, wherever it was sent.
+# (ACLs filter answers), so it stays in the key wherever it was sent:
+# `?token=` is part of the query string, the headers' token is added.
 _CACHE_IGNORED = frozenset({"index", "wait", "stale", "consistent", "cached"})
 
 
@@ -110,7 +111,9 @@ async def answer(
             ],
         )
     key = cache_key(request) + consistency + compact.variant(request)
-    generation = catalog.output_generation
+    # Both only grow: their sum changes when either does. An ACL change
+    # (a policy edited, a token deleted) retires every cached answer.
+    generation = catalog.output_generation + catalog.acl.epoch
     cached = cache.get(key, index, generation)
     if cached is None:
         rendered = query.render()

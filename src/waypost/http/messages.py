@@ -8,6 +8,8 @@ from urllib.parse import unquote, unquote_plus
 
 import msgspec
 
+from waypost.core.acl.authorizer import Authorizer
+from waypost.core.acl.model import Token
 from waypost.core.watch import Topic
 from waypost.durations import parse_duration
 from waypost.exceptions import InvalidRequest
@@ -26,7 +28,18 @@ _encoder = msgspec.json.Encoder()
 class Request:
     """One HTTP request: method, decoded path tail, query, body."""
 
-    __slots__ = ("body", "headers", "method", "params", "path", "query_string", "tail")
+    __slots__ = (
+        "authorizer",
+        "body",
+        "caller",
+        "caller_is_default",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "query_string",
+        "tail",
+    )
 
     def __init__(
         self,
@@ -46,6 +59,12 @@ class Request:
         #: The part of the path after the route's prefix (a name, ID or key).
         self.tail = tail
         self.params = parse_query(query_string)
+        #: With ACLs on: the request's token and what it may do (set by
+        #: `http/access.py` before the handler runs); None with ACLs off.
+        self.caller: Token | None = None
+        self.authorizer: Authorizer | None = None
+        #: The token was not sent: the agent's default or the anonymous one.
+        self.caller_is_default = False
 
     def has(self, name: str) -> bool:
         return name in self.params

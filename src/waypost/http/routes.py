@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from waypost.eureka import handlers as eureka
-from waypost.http import agent, catalog, health, kv, status, telemetry
+from waypost.http import acl, agent, catalog, health, kv, status, telemetry
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
 
@@ -22,6 +22,7 @@ Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
 EUREKA_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+POST = frozenset({"POST"})
 
 
 async def index(registry: Registry, request: Request) -> Response:
@@ -55,6 +56,7 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/agent/monitor", GET, telemetry.monitor),
     ("/v1/agent/health/service/name/", GET, agent.health_by_name),
     ("/v1/agent/health/service/id/", GET, agent.health_by_id),
+    ("/v1/agent/token/", PUT, acl.agent_token),
     # catalog
     ("/v1/catalog/register", PUT, catalog.register),
     ("/v1/catalog/deregister", PUT, catalog.deregister),
@@ -88,6 +90,31 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
             (f"{base}/svips/", GET, eureka.svips),
         )
     ),
+    # acl
+    ("/v1/acl/bootstrap", PUT, acl.bootstrap),
+    ("/v1/acl/tokens", GET, acl.token_list),
+    ("/v1/acl/token", PUT, acl.token_create),
+    ("/v1/acl/token/self", GET, acl.token_self),
+    ("/v1/acl/token/", GET_PUT_DELETE, acl.token_crud),
+    ("/v1/acl/policies", GET, acl.policy_list),
+    ("/v1/acl/policy", PUT, acl.policy_create),
+    ("/v1/acl/policy/name/", GET, acl.policy_by_name),
+    ("/v1/acl/policy/", GET_PUT_DELETE, acl.policy_crud),
+    ("/v1/acl/roles", GET, acl.role_list),
+    ("/v1/acl/role", PUT, acl.role_create),
+    ("/v1/acl/role/name/", GET, acl.role_by_name),
+    ("/v1/acl/role/", GET_PUT_DELETE, acl.role_crud),
+    ("/v1/acl/auth-methods", GET, acl.auth_method_list),
+    ("/v1/acl/auth-method", PUT, acl.auth_method_create),
+    ("/v1/acl/auth-method/", GET_PUT_DELETE, acl.auth_method_crud),
+    ("/v1/acl/binding-rules", GET, acl.binding_rule_list),
+    ("/v1/acl/binding-rule", PUT, acl.binding_rule_create),
+    ("/v1/acl/binding-rule/", GET_PUT_DELETE, acl.binding_rule_crud),
+    ("/v1/acl/login", POST, acl.login),
+    ("/v1/acl/logout", POST, acl.logout),
+    ("/v1/acl/templated-policies", GET, acl.templated_policy_list),
+    ("/v1/acl/templated-policy/name/", GET, acl.templated_policy_read),
+    ("/v1/acl/templated-policy/preview/", POST, acl.templated_policy_preview),
 ]
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from waypost.core.acl.changes import ACL_LOCKS, ACL_TABLES
 from waypost.core.catalog import Catalog
 from waypost.core.changes import (
     CHECKS,
@@ -33,7 +34,8 @@ from waypost.core.changes import (
     Plan,
     Row,
 )
-from waypost.core.model import Check, KVEntry, Node, Service
+from waypost.core.model import Check, Service
+from waypost.core.tables import LOAD_ORDER, TABLES
 from waypost.store.etcd_client import (
     Message,
     compare_mod,
@@ -44,13 +46,8 @@ from waypost.store.etcd_client import (
 
 logger = logging.getLogger("waypost.store.etcd")
 
-_TYPES: dict[str, type[msgspec.Struct]] = {
-    NODES: Node,
-    SERVICES: Service,
-    CHECKS: Check,
-    KV: KVEntry,
-}
-ORDER = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
+#: Load order of the tables (the one list: core/tables.py).
+ORDER = LOAD_ORDER
 _MARKERS = (SERVICE_CHECKS, NODE_ITEMS)
 
 
@@ -79,7 +76,7 @@ class Layout:
         self.rev_key = root + b"/rev"
         self.del_key = root + b"/del"
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in _TYPES.items()}
+        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in TABLES.items()}
         self._member_decoder = msgspec.msgpack.Decoder(Member)
 
     def row_key(self, table: str, key: str) -> bytes:
@@ -197,7 +194,7 @@ def revision_reader(catalog: Catalog) -> Callable[[str, str], int]:
     """A row's ModifyIndex in the catalog (0: absent): what a compare expects."""
 
     def revision_of(table: str, key: str) -> int:
-        value: Node | Service | Check | KVEntry | None
+        value: msgspec.Struct | None
         if table == NODES:
             value = catalog.nodes.get(key)
         elif table == SERVICES:
@@ -208,8 +205,12 @@ def revision_reader(catalog: Catalog) -> Callable[[str, str], int]:
             value = catalog.get_check(node, item)
         elif table == KV:
             value = catalog.kv_get(key)
+        elif table in ACL_TABLES:
+            value = catalog.acl.row(table, key)
+        elif table in ACL_LOCKS:
+            return 0  # a lock key, never a row: compared as absent
         else:  # pragma: no cover - the planner only reads these
             raise ValueError(f"unknown table {table!r}")
-        return value.modify_index if value is not None else 0
+        return int(value.modify_index) if value is not None else 0  # type: ignore[attr-defined]
 
     return revision_of

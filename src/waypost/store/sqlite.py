@@ -27,17 +27,13 @@ from pathlib import Path
 import msgspec
 
 from waypost.core.changes import (
-    CHECKS,
-    KV,
-    NODES,
-    SERVICES,
     Entry,
     LockKey,
     Plan,
     Row,
     stamp,
 )
-from waypost.core.model import Check, KVEntry, Node, Service
+from waypost.core.tables import LOAD_ORDER, TABLES
 from waypost.exceptions import StartupError, StoreUnavailable
 from waypost.metrics import STORE_BATCH_SIZE, STORE_COMMIT_SECONDS, STORE_FAILURES
 from waypost.store.base import HEALTHY, Conflict, Deliver, PendingWrites, StoreHealth
@@ -48,12 +44,6 @@ SCHEMA_VERSION = "1"
 DB_NAME = "state.db"
 LOCK_NAME = "waypost.lock"
 
-_TYPES: dict[str, type[msgspec.Struct]] = {
-    NODES: Node,
-    SERVICES: Service,
-    CHECKS: Check,
-    KV: KVEntry,
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +72,7 @@ class SQLiteStore:
         self._db = self._connect()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in _TYPES.items()}
+        self._decoders = {t: msgspec.msgpack.Decoder(c) for t, c in TABLES.items()}
         self._index = 0
         self._deliver: Deliver | None = None
         self._pending = PendingWrites()
@@ -170,8 +160,7 @@ class SQLiteStore:
                     f"{self.path}: row {table}/{key!r} is corrupt: {exc}"
                 ) from exc
         # Nodes first: services and checks refer to them.
-        order = {NODES: 0, SERVICES: 1, CHECKS: 2, KV: 3}
-        rows.sort(key=lambda row: order[row[0]])
+        rows.sort(key=lambda row: LOAD_ORDER[row[0]])
         self._index = int(found[0]) if found else 0
         return rows, self._index
 

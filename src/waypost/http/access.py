@@ -1,0 +1,553 @@
+"""Who may call what: ACL enforcement for every route, in one place.
+
+`RULES` says, for each handler of the route table (`routes.py`), what the
+token must be allowed before the handler runs (a refused write is refused
+here, so it changes nothing) and how the answer of a list is filtered to
+what the token may read (`X-Consul-Results-Filtered-By-ACLs: true` when
+something was left out). The checks are Consul's (agent/agent_endpoint.go,
+agent/consul/acl.go's filters, catalog/health/kvs endpoints). A guard test
+checks that every route has a rule.
+
+The token: `?token=`, else `X-Consul-Token`, else `Authorization: Bearer`
+(Consul's parseToken order); none is the agent's `default` token, else the
+anonymous one. An unknown or expired token is 403 `ACL not found`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
+
+from waypost.compact import (
+    compact_catalog,
+    compact_health,
+    expand_catalog,
+    expand_health,
+)
+from waypost.core.acl.authorizer import Authorizer, access_name
+from waypost.core.acl.model import ANONYMOUS_SECRET, ANONYMOUS_TOKEN_ID
+from waypost.core.acl.rules import LIST, READ, WRITE
+from waypost.eureka import handlers as eureka, mapping as eureka_mapping
+from waypost.exceptions import AclDisabled, InvalidRequest, PermissionDenied
+from waypost.http import acl, agent, catalog, compact, health, kv, status, telemetry
+from waypost.http.blocking import request_token
+from waypost.http.decode import decode_json
+from waypost.http.messages import Query, Request, Response, encode
+
+if TYPE_CHECKING:
+    from waypost.http.routes import Handler
+    from waypost.registry import Registry
+
+Need = Callable[["Registry", Request, Authorizer], None]
+#: (authorizer, decoded JSON) -> (what the token may see, whether it is less)
+Filter = Callable[[Authorizer, Any], tuple[Any, bool]]
+
+FILTERED_HEADER = (b"x-consul-results-filtered-by-acls", b"true")
+ACL_NOT_FOUND = "ACL not found"
+
+
+class Rule(NamedTuple):
+    need: Need | None = None
+    filter: Filter | None = None
+    #: An ACL endpoint: 401 `ACL support disabled` while ACLs are off.
+    acl_only: bool = False
+
+
+def denied(
+    authz: Authorizer, resource: str, access: int, name: str
+) -> PermissionDenied:
+    """Consul's PermissionDeniedError text (acl/errors.go)."""
+    anonymous = authz.accessor_id == ANONYMOUS_TOKEN_ID
+    who = (
+        "anonymous token"
+        if anonymous
+        else f"token with AccessorID '{authz.accessor_id}'"
+    )
+    message = (
+        f"Permission denied: {who} lacks permission '{resource}:{access_name(access)}'"
+    )
+    if name:
+        message += f' on "{name}"'
+    if anonymous:
+        message += (
+            ". The anonymous token is used implicitly when a request does not"
+            " specify a token."
+        )
+    return PermissionDenied(message)
+
+
+def require(authz: Authorizer, resource: str, name: str, access: int) -> None:
+    if not authz.allows(resource, name, access):
+        raise denied(authz, resource, access, name)
+
+
+# ---------------------------------------------------------------- resolving
+
+
+def resolve(registry: Registry, request: Request) -> Authorizer:
+    """Find the request's token; remember it on the request."""
+    state = registry.catalog.acl
+    secret = request.get("token") or request_token(request).decode("latin-1")
+    if not secret:
+        secret = registry.agent_tokens.get("default") or ANONYMOUS_SECRET
+        request.caller_is_default = True
+    token = state.token_by_secret(secret)
+    if token is None or (
+        token.expiration_time is not None and token.expiration_time <= time.time()
+    ):
+        raise PermissionDenied(ACL_NOT_FOUND)
+    authz = state.authorizer(token)
+    request.caller = token
+    request.authorizer = authz
+    return authz
+
+
+def guard(registry: Registry, request: Request, handler: Handler) -> Filter | None:
+    """Refuse what the token may not do; say how to filter the answer."""
+    rule = RULES.get(handler, _NOTHING)
+    if not registry.config.acl.enabled:
+        if rule.acl_only:
+            raise AclDisabled("ACL support disabled")
+        return None
+    authz = resolve(registry, request)
+    if rule.need is not None:
+        rule.need(registry, request, authz)
+    if rule.filter is None or authz.allows_all:
+        return None
+    return rule.filter
+
+
+def filtered(
+    result: Response | Query, authz: Authorizer, keep: Filter
+) -> Response | Query:
+    if isinstance(result, Query):
+        render = result.render
+        return Query(result.topics, lambda: _filter_response(render(), authz, keep))
+    return _filter_response(result, authz, keep)
+
+
+def _filter_response(response: Response, authz: Authorizer, keep: Filter) -> Response:
+    if response.status != 200:
+        return response
+    if _is_compact(response):
+        return _filter_compact(response, authz, keep)
+    if not response.body.startswith((b"[", b"{")):
+        return response  # not a list (KV ?raw is checked before it is read)
+    kept, removed = keep(authz, msgspec.json.decode(response.body))
+    if not removed:
+        return response
+    if kept == [] and getattr(keep, "empty_is_404", False):
+        return Response(404, b"", [FILTERED_HEADER])
+    return Response(200, encode(kept), [*response.headers, FILTERED_HEADER])
+
+
+def _is_compact(response: Response) -> bool:
+    return compact.CONTENT_TYPE in response.headers
+
+
+def _filter_compact(response: Response, authz: Authorizer, keep: Filter) -> Response:
+    """The compact (msgpack) answer of a health or catalog list: expanded to
+    Consul's rows, filtered like them, packed again."""
+    if keep is _health_service:
+        expand, pack = expand_health, compact_health
+    else:
+        expand, pack = expand_catalog, compact_catalog
+    kept, removed = keep(authz, expand(response.body))
+    if not removed:
+        return response
+    body = msgspec.msgpack.encode(pack(kept))
+    return Response(200, body, [*response.headers, FILTERED_HEADER])
+
+
+# ---------------------------------------------------------------- needs
+
+
+def _agent_node(registry: Registry) -> str:
+    return registry.config.node
+
+
+def _agent_read(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "agent", _agent_node(registry), READ)
+
+
+def _agent_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "agent", _agent_node(registry), WRITE)
+
+
+def _node_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "node", _agent_node(registry), WRITE)
+
+
+def _operator_read(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "operator", "", READ)
+
+
+def _acl_read(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "acl", "", READ)
+
+
+def _acl_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "acl", "", WRITE)
+
+
+def _acl_by_method(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "acl", "", READ if request.method == "GET" else WRITE)
+
+
+def _service_read_tail(registry: Registry, request: Request, authz: Authorizer) -> None:
+    if request.tail:
+        require(authz, "service", request.tail, READ)
+
+
+def _node_read_tail(registry: Registry, request: Request, authz: Authorizer) -> None:
+    if request.tail:
+        require(authz, "node", request.tail, READ)
+
+
+def _local_service_name(registry: Registry, service_id: str) -> str | None:
+    found = registry.catalog.node_service(_agent_node(registry), service_id)
+    return found.name if found is not None else None
+
+
+def _service_by_id(access: int) -> Need:
+    def need(registry: Registry, request: Request, authz: Authorizer) -> None:
+        name = _local_service_name(registry, request.tail)
+        if name is not None:  # unknown: the handler's 404
+            require(authz, "service", name, access)
+
+    return need
+
+
+def _check_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    check = registry.catalog.get_check(_agent_node(registry), request.tail)
+    if check is None:
+        return  # the handler's 404
+    if check.service_id:
+        require(authz, "service", check.service_name, WRITE)
+    else:
+        require(authz, "node", check.node, WRITE)
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body.strip():
+        return {}
+    data = decode_json(request.body)
+    if not isinstance(data, dict):
+        raise InvalidRequest("Request decode failed: the body is not a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], *names: str) -> Any:
+    """Go's case-insensitive field match, with Consul's snake_case aliases."""
+    wanted = {n.lower().replace("_", "") for n in names}
+    for key, value in data.items():
+        if isinstance(key, str) and key.lower().replace("_", "") in wanted:
+            return value
+    return None
+
+
+def _register_service(registry: Registry, request: Request, authz: Authorizer) -> None:
+    name = _field(_body(request), "Name")
+    if isinstance(name, str) and name:
+        require(authz, "service", name, WRITE)
+
+
+def _register_check(registry: Registry, request: Request, authz: Authorizer) -> None:
+    service_id = _field(_body(request), "ServiceID")
+    if isinstance(service_id, str) and service_id:
+        name = _local_service_name(registry, service_id)
+        if name is not None:
+            require(authz, "service", name, WRITE)
+            return
+    require(authz, "node", _agent_node(registry), WRITE)
+
+
+def _catalog_register(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Consul's vetRegisterWithACL: node:write unless the node is there and
+    unchanged; service:write for the service and each service check."""
+    data = _body(request)
+    node = str(_field(data, "Node") or "")
+    existing = registry.catalog.nodes.get(node)
+    address = _field(data, "Address")
+    changes_node = existing is None or (
+        not _field(data, "SkipNodeUpdate")
+        and (address != existing.address or bool(_field(data, "NodeMeta")))
+    )
+    if changes_node:
+        require(authz, "node", node, WRITE)
+    service = _field(data, "Service")
+    if isinstance(service, dict):
+        name = _field(service, "Service")
+        if isinstance(name, str) and name:
+            require(authz, "service", name, WRITE)
+    checks = [_field(data, "Check"), *(_field(data, "Checks") or [])]
+    for check in checks:
+        if not isinstance(check, dict):
+            continue
+        service_id = _field(check, "ServiceID")
+        owner = registry.catalog.node_service(node, service_id) if service_id else None
+        if owner is not None:
+            require(authz, "service", owner.name, WRITE)
+        elif not service_id:
+            require(authz, "node", node, WRITE)
+
+
+def _catalog_deregister(
+    registry: Registry, request: Request, authz: Authorizer
+) -> None:
+    data = _body(request)
+    node = str(_field(data, "Node") or "")
+    service_id = _field(data, "ServiceID")
+    check_id = _field(data, "CheckID")
+    if service_id:
+        found = registry.catalog.node_service(node, str(service_id))
+        if found is not None:
+            require(authz, "service", found.name, WRITE)
+        return
+    if check_id:
+        check = registry.catalog.get_check(node, str(check_id))
+        if check is not None and check.service_id:
+            require(authz, "service", check.service_name, WRITE)
+            return
+    require(authz, "node", node, WRITE)
+
+
+def _kv(registry: Registry, request: Request, authz: Authorizer) -> None:
+    key = request.tail
+    if request.method == "GET":
+        if not (request.has("recurse") or request.has("keys")):
+            require(authz, "key", key, READ)
+    elif request.method == "DELETE" and request.has("recurse"):
+        if not authz.allows_key_write_prefix(key):
+            raise denied(authz, "key", WRITE, key)
+    else:
+        require(authz, "key", key, WRITE)
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _keep(items: list[Any], allowed: Callable[[Any], bool]) -> tuple[list[Any], bool]:
+    kept = [item for item in items if allowed(item)]
+    return kept, len(kept) != len(items)
+
+
+def _check_visible(authz: Authorizer, check: dict[str, Any]) -> bool:
+    if check.get("ServiceName"):
+        return authz.allows("node", check.get("Node", ""), READ) and authz.allows(
+            "service", check["ServiceName"], READ
+        )
+    return authz.allows("node", check.get("Node", ""), READ)
+
+
+def _checks(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(data, lambda c: _check_visible(authz, c))
+
+
+def _catalog_services(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    kept = {k: v for k, v in data.items() if authz.allows("service", k, READ)}
+    return kept, len(kept) != len(data)
+
+
+def _catalog_nodes(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(data, lambda n: authz.allows("node", n.get("Node", ""), READ))
+
+
+def _catalog_service(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(
+        data,
+        lambda s: (
+            authz.allows("service", s.get("ServiceName", ""), READ)
+            and authz.allows("node", s.get("Node", ""), READ)
+        ),
+    )
+
+
+def _health_service(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    kept: list[Any] = []
+    removed = False
+    for entry in data:
+        node = (entry.get("Node") or {}).get("Node", "")
+        name = (entry.get("Service") or {}).get("Service", "")
+        if not (
+            authz.allows("node", node, READ) and authz.allows("service", name, READ)
+        ):
+            removed = True
+            continue
+        checks, less = _checks(authz, entry.get("Checks") or [])
+        removed = removed or less
+        kept.append({**entry, "Checks": checks})
+    return kept, removed
+
+
+def _catalog_node(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    if not isinstance(data, dict):
+        return data, False
+    node = (data.get("Node") or {}).get("Node", "")
+    if not authz.allows("node", node, READ):
+        return None, True
+    services = data.get("Services")
+    if isinstance(services, dict):
+        kept = {
+            k: v
+            for k, v in services.items()
+            if authz.allows("service", v.get("Service", ""), READ)
+        }
+        removed = len(kept) != len(services)
+    elif isinstance(services, list):
+        kept_list = [
+            s for s in services if authz.allows("service", s.get("Service", ""), READ)
+        ]
+        removed = len(kept_list) != len(services)
+        return {**data, "Services": kept_list}, removed
+    else:
+        return data, False
+    return {**data, "Services": kept}, removed
+
+
+def _agent_services(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    kept = {
+        k: v
+        for k, v in data.items()
+        if authz.allows("service", v.get("Service", ""), READ)
+    }
+    return kept, len(kept) != len(data)
+
+
+def _agent_checks(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    kept = {k: v for k, v in data.items() if _check_visible(authz, v)}
+    return kept, len(kept) != len(data)
+
+
+def _members(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(data, lambda m: authz.allows("node", m.get("Name", ""), READ))
+
+
+def _kv_entries(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    # ?keys answers strings, ?recurse entries; both are filtered by key:read
+    # (Consul without acl.enable_key_list_policy).
+    return _keep(
+        data,
+        lambda e: authz.allows(
+            "key", e if isinstance(e, str) else e.get("Key", ""), READ
+        ),
+    )
+
+
+_kv_entries.empty_is_404 = True  # type: ignore[attr-defined]
+
+
+def _agent_health(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "service", request.tail, READ)
+
+
+def _every_service(registry: Registry, authz: Authorizer) -> None:
+    for name in sorted({s.name for s in registry.catalog.all_services()}):
+        require(authz, "service", name, READ)
+
+
+def _eureka_list(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Eureka's lists are XML or JSON documents of every app: rather than
+    filter them, they need read on every service (`service_prefix ""`).
+    # differs: Eureka has no ACLs; waypost applies Consul's to its API."""
+    _every_service(registry, authz)
+
+
+def _eureka_apps(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """/eureka/apps/NAME[/ID[/status|metadata]]: the app is a service."""
+    parts = [part for part in request.tail.split("/") if part]
+    if not parts or parts[0] == "delta":
+        _every_service(registry, authz)
+        return
+    access = READ if request.method == "GET" else WRITE
+    require(authz, "service", eureka_mapping.service_name(parts[0]), access)
+
+
+# ---------------------------------------------------------------- the table
+
+_NOTHING = Rule()
+_ACL_READ = Rule(_acl_read, acl_only=True)
+_ACL_WRITE = Rule(_acl_write, acl_only=True)
+_ACL_CRUD = Rule(_acl_by_method, acl_only=True)
+_ACL_ANY_TOKEN = Rule(None, acl_only=True)
+
+RULES: dict[Handler, Rule] = {
+    # agent
+    agent.self_: Rule(_agent_read),
+    agent.members: Rule(None, _members),
+    agent.services: Rule(None, _agent_services),
+    agent.service: Rule(_service_by_id(READ)),
+    agent.register_service: Rule(_register_service),
+    agent.deregister_service: Rule(_service_by_id(WRITE)),
+    agent.service_maintenance: Rule(_service_by_id(WRITE)),
+    agent.checks: Rule(None, _agent_checks),
+    agent.register_check: Rule(_register_check),
+    agent.deregister_check: Rule(_check_write),
+    agent.check_pass: Rule(_check_write),
+    agent.check_warn: Rule(_check_write),
+    agent.check_fail: Rule(_check_write),
+    agent.check_update: Rule(_check_write),
+    agent.node_maintenance: Rule(_node_write),
+    agent.leave: Rule(_agent_write),
+    telemetry.metrics: Rule(_agent_read),
+    telemetry.monitor: Rule(_agent_read),
+    agent.health_by_name: Rule(_agent_health),
+    agent.health_by_id: Rule(_service_by_id(READ)),
+    acl.agent_token: Rule(_agent_write, acl_only=True),
+    # catalog
+    catalog.register: Rule(_catalog_register),
+    catalog.deregister: Rule(_catalog_deregister),
+    catalog.datacenters: _NOTHING,
+    catalog.nodes: Rule(None, _catalog_nodes),
+    catalog.services: Rule(None, _catalog_services),
+    catalog.service: Rule(None, _catalog_service),
+    catalog.node: Rule(None, _catalog_node),
+    catalog.node_services: Rule(None, _catalog_node),
+    # health
+    health.node: Rule(None, _checks),
+    health.checks: Rule(None, _checks),
+    health.service: Rule(None, _health_service),
+    health.state: Rule(None, _checks),
+    # kv
+    kv.dispatch: Rule(_kv, _kv_entries),
+    # status: no ACL in Consul; operator: operator:read
+    status.leader: _NOTHING,
+    status.peers: _NOTHING,
+    status.raft_configuration: Rule(_operator_read),
+    # Eureka's API on the same catalog
+    eureka.all_apps: Rule(_eureka_list),
+    eureka.apps: Rule(_eureka_apps),
+    eureka.instance_by_id: Rule(_eureka_list),
+    eureka.vips: Rule(_eureka_list),
+    eureka.svips: Rule(_eureka_list),
+    # acl
+    acl.bootstrap: Rule(None, acl_only=True),
+    acl.token_list: _ACL_READ,
+    acl.token_self: _ACL_ANY_TOKEN,
+    acl.token_create: _ACL_WRITE,
+    acl.token_crud: _ACL_CRUD,
+    acl.policy_list: _ACL_READ,
+    acl.policy_create: _ACL_WRITE,
+    acl.policy_crud: _ACL_CRUD,
+    acl.policy_by_name: _ACL_READ,
+    acl.role_list: _ACL_READ,
+    acl.role_create: _ACL_WRITE,
+    acl.role_crud: _ACL_CRUD,
+    acl.role_by_name: _ACL_READ,
+    acl.auth_method_list: _ACL_READ,
+    acl.auth_method_create: _ACL_WRITE,
+    acl.auth_method_crud: _ACL_CRUD,
+    acl.binding_rule_list: _ACL_READ,
+    acl.binding_rule_create: _ACL_WRITE,
+    acl.binding_rule_crud: _ACL_CRUD,
+    acl.login: Rule(None, acl_only=True),
+    acl.logout: Rule(None, acl_only=True),
+    acl.templated_policy_list: _ACL_READ,
+    acl.templated_policy_read: _ACL_READ,
+    acl.templated_policy_preview: _ACL_READ,
+}
+
+__all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]
