@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,17 +14,27 @@ import httpx
 import pytest
 
 from tests.cluster.support import needs_etcd
-from waypost.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_block(size: int) -> int:
-    """A base port with `size` free ports above it (checked, not reserved)."""
+    """A base port with `size` free ports above it (checked, not reserved).
+
+    Taken below the kernel's ephemeral range: a block picked inside it can be
+    handed to any outgoing connection before the script binds it.
+    """
+    low, _ = _ephemeral_range()
     while True:
-        base = free_port()
-        if base + size >= 65535:
-            continue
+        base = random.randrange(10000, max(10001, low - size))
         try:
             for offset in range(size):
                 with socket.socket() as sock:
