@@ -244,6 +244,16 @@ def agent(
         sys.exit(1)
 
 
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI 3.1 description of the /v1 routes (JSON)."""
+    import json
+
+    from waypost.http.openapi import build
+
+    click.echo(json.dumps(build(), indent=2))
+
+
 def _window(value: str) -> float:
     from waypost.durations import parse_duration
 

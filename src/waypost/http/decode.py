@@ -123,26 +123,47 @@ def anything(value: object, path: str) -> object:
     return value
 
 
-def list_of(item: Converter) -> Converter:
-    def convert(value: object, path: str) -> object:
+class ListOf:
+    """A JSON array of `item`s; null is an empty one. (A class, not a closure,
+    so `http/openapi.py` can read the schema back.)"""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Converter) -> None:
+        self.item = item
+
+    def __call__(self, value: object, path: str) -> object:
         if value is None:
             return []
         if not isinstance(value, list):
             raise _fail(path, f"cannot unmarshal {_type_name(value)} into an array")
+        item = self.item
         return [item(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
-    return convert
 
+class MapOf:
+    """A JSON object of `item`s under any keys; null is an empty one."""
 
-def map_of(item: Converter) -> Converter:
-    def convert(value: object, path: str) -> object:
+    __slots__ = ("item",)
+
+    def __init__(self, item: Converter) -> None:
+        self.item = item
+
+    def __call__(self, value: object, path: str) -> object:
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise _fail(path, f"cannot unmarshal {_type_name(value)} into an object")
+        item = self.item
         return {str(k): item(v, f"{path}.{k}") for k, v in value.items()}
 
-    return convert
+
+def list_of(item: Converter) -> Converter:
+    return ListOf(item)
+
+
+def map_of(item: Converter) -> Converter:
+    return MapOf(item)
 
 
 class Obj:

@@ -1,0 +1,797 @@
+"""The OpenAPI 3.1 description of the `/v1` routes we serve (documentation too).
+
+Kept true in two ways. Request bodies are not written here: they are read
+back from the decoders the handlers use (`decode.Obj` schemas in
+`http/decode.py` and `http/acl_wire.py`), so a field added there is
+described here. And `tests/http/test_openapi.py` checks that the operations
+below are exactly the `/v1` routes and methods of `http/routes.py`: a route
+added without a description fails it, naming the route.
+
+Not served under `/v1` (Consul has no such path, and an unknown `/v1` path
+is a 404): `waypost openapi` prints it, `build()` returns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from waypost import __version__
+from waypost.http import acl_wire, decode
+
+JSON = dict[str, object]
+
+# ---------------------------------------------------------------- parameters
+
+
+def _query(name: str, schema: JSON, description: str) -> JSON:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_STR: JSON = {"type": "string"}
+_INT: JSON = {"type": "integer", "minimum": 0}
+# Consul's query booleans: bare `?passing`, or any of Go's ParseBool spellings.
+_FLAG: JSON = {
+    "type": "string",
+    "enum": [
+        *("", "1", "t", "T", "TRUE", "true", "True"),
+        *("0", "f", "F", "FALSE", "false", "False"),
+    ],
+}
+_PRESENCE: JSON = {"type": "string", "description": "present: on (any value)"}
+
+PARAMETERS: dict[str, JSON] = {
+    "dc": _query("dc", _STR, "Datacenter; any other than the agent's is a 400."),
+    "token": _query("token", _STR, "ACL token (also X-Consul-Token, Bearer)."),
+    "index": _query(
+        "index", _INT, "Blocking query: answer once X-Consul-Index passes this."
+    ),
+    "wait": _query(
+        "wait",
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)?$"},
+        "Longest a blocking query waits (Go duration; at most 10m; default 5m).",
+    ),
+    "stale": _query("stale", _PRESENCE, "Any replica may answer."),
+    "consistent": _query(
+        "consistent", _PRESENCE, "Catch up with every committed write first."
+    ),
+    "cached": _query("cached", _PRESENCE, "Accepted; every read is from memory."),
+    "filter": _query("filter", _STR, "Consul's filter expression."),
+    "node-meta": {
+        **_query("node-meta", {"type": "array", "items": _STR}, "key:value"),
+        "style": "form",
+        "explode": True,
+    },
+    "tag": {
+        **_query("tag", {"type": "array", "items": _STR}, "Instances with every tag."),
+        "style": "form",
+        "explode": True,
+    },
+    "passing": _query("passing", _FLAG, "Only instances whose checks all pass."),
+    "near": _query("near", _STR, "Accepted; answers are not sorted by distance."),
+    "peer": _query("peer", _STR, "A cluster peer: waypost has none (empty answer)."),
+    "ns": _query("ns", _STR, "Enterprise namespace: accepted, not used."),
+    "partition": _query("partition", _STR, "Enterprise partition: accepted."),
+    "recurse": _query("recurse", _PRESENCE, "Every key under the prefix."),
+    "keys": _query("keys", _PRESENCE, "Only the key names under the prefix."),
+    "separator": _query("separator", _STR, "With ?keys: cut names after this."),
+    "raw": _query("raw", _PRESENCE, "The value itself, as text/plain."),
+    "cas": _query("cas", _INT, "Check-and-set: write only at this ModifyIndex."),
+    "flags": _query("flags", _INT, "Opaque uint64 stored with the key."),
+    "acquire": _query("acquire", _STR, "A session: not supported (400)."),
+    "release": _query("release", _STR, "A session: not supported (400)."),
+    "note": _query("note", _STR, "The check's output."),
+    "enable": {
+        **_query("enable", _FLAG, "true: on, false: off."),
+        "required": True,
+    },
+    "reason": _query("reason", _STR, "Why maintenance is on."),
+    "replace-existing-checks": _query(
+        "replace-existing-checks", _FLAG, "Drop the service's checks not listed."
+    ),
+    "format": _query("format", _STR, "`text` (health) / `prometheus` (metrics)."),
+    "wan": _query("wan", _STR, "Any value: the WAN pool."),
+    "loglevel": _query("loglevel", _STR, "trace, debug, info, warn, error."),
+    "logjson": _query("logjson", _PRESENCE, "Lines as JSON."),
+    "policy": _query("policy", _STR, "Only those linked to this policy ID."),
+    "role": _query("role", _STR, "Only those linked to this role ID."),
+    "authmethod": _query("authmethod", _STR, "Only those of this auth method."),
+    "servicename": _query(
+        "servicename", _STR, "Only tokens with this service identity."
+    ),
+}
+
+BLOCKING = ("index", "wait", "stale", "consistent", "cached")
+READ = ("dc", "token", *BLOCKING)
+WRITE = ("dc", "token")
+
+# ---------------------------------------------------------------- schemas
+
+_STRINGS: JSON = {"type": "array", "items": _STR}
+_STRING_MAP: JSON = {"type": "object", "additionalProperties": _STR}
+
+
+def _obj(properties: dict[str, JSON], required: Iterable[str] = ()) -> JSON:
+    out: JSON = {"type": "object", "properties": properties}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def _nullable(schema: JSON) -> JSON:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_INDEXES = {"CreateIndex": _INT, "ModifyIndex": _INT}
+_WEIGHTS = _obj({"Passing": {"type": "integer"}, "Warning": {"type": "integer"}})
+_ADDRESS_MAP: JSON = {
+    "type": "object",
+    "additionalProperties": _obj({"Address": _STR, "Port": {"type": "integer"}}),
+}
+
+#: What the agent answers (api/*.go structs), by Consul's names.
+RESPONSES: dict[str, JSON] = {
+    "Node": _obj(
+        {
+            "ID": _STR,
+            "Node": _STR,
+            "Address": _STR,
+            "Datacenter": _STR,
+            "TaggedAddresses": _nullable(_STRING_MAP),
+            "Meta": _nullable(_STRING_MAP),
+            **_INDEXES,
+        },
+        ["Node", "Address"],
+    ),
+    "AgentService": _obj(
+        {
+            "ID": _STR,
+            "Service": _STR,
+            "Kind": _STR,
+            "Tags": _nullable(_STRINGS),
+            "Meta": _nullable(_STRING_MAP),
+            "Port": {"type": "integer"},
+            "Address": _STR,
+            "SocketPath": _STR,
+            "TaggedAddresses": _ADDRESS_MAP,
+            "Weights": _WEIGHTS,
+            "EnableTagOverride": {"type": "boolean"},
+            "Datacenter": _STR,
+            "ContentHash": _STR,
+        },
+        ["ID", "Service"],
+    ),
+    "NodeService": _obj(
+        {
+            "ID": _STR,
+            "Service": _STR,
+            "Kind": _STR,
+            "Tags": _nullable(_STRINGS),
+            "Address": _STR,
+            "TaggedAddresses": _nullable(_ADDRESS_MAP),
+            "Meta": _nullable(_STRING_MAP),
+            "Port": {"type": "integer"},
+            "Weights": _WEIGHTS,
+            "EnableTagOverride": {"type": "boolean"},
+            "Proxy": {"type": "object"},
+            "Connect": {"type": "object"},
+            "PeerName": _STR,
+            **_INDEXES,
+        },
+        ["ID", "Service"],
+    ),
+    "CatalogService": _obj(
+        {
+            "ID": _STR,
+            "Node": _STR,
+            "Address": _STR,
+            "Datacenter": _STR,
+            "TaggedAddresses": _nullable(_STRING_MAP),
+            "NodeMeta": _nullable(_STRING_MAP),
+            "ServiceKind": _STR,
+            "ServiceID": _STR,
+            "ServiceName": _STR,
+            "ServiceTags": _nullable(_STRINGS),
+            "ServiceAddress": _STR,
+            "ServiceTaggedAddresses": _nullable(_ADDRESS_MAP),
+            "ServiceWeights": _WEIGHTS,
+            "ServiceMeta": _nullable(_STRING_MAP),
+            "ServicePort": {"type": "integer"},
+            "ServiceSocketPath": _STR,
+            "ServiceEnableTagOverride": {"type": "boolean"},
+            "ServiceProxy": {"type": "object"},
+            "ServiceConnect": {"type": "object"},
+            "ServicePeerName": _STR,
+            **_INDEXES,
+        },
+        ["Node", "ServiceID", "ServiceName"],
+    ),
+    "HealthCheck": _obj(
+        {
+            "Node": _STR,
+            "CheckID": _STR,
+            "Name": _STR,
+            "Status": {"enum": ["passing", "warning", "critical", "maintenance"]},
+            "Notes": _STR,
+            "Output": _STR,
+            "ServiceID": _STR,
+            "ServiceName": _STR,
+            "ServiceTags": _nullable(_STRINGS),
+            "Type": _STR,
+            "Interval": _STR,
+            "Timeout": _STR,
+            "ExposedPort": {"type": "integer"},
+            "Definition": {"type": "object"},
+            **_INDEXES,
+        },
+        ["Node", "CheckID", "Status"],
+    ),
+    "ServiceEntry": _obj(
+        {
+            "Node": _ref("Node"),
+            "Service": _ref("NodeService"),
+            "Checks": {"type": "array", "items": _ref("HealthCheck")},
+        },
+        ["Node", "Service", "Checks"],
+    ),
+    "AgentServiceChecksInfo": _obj(
+        {
+            "AggregatedStatus": {
+                "enum": ["passing", "warning", "critical", "maintenance"]
+            },
+            "Service": _nullable(_ref("AgentService")),
+            "Checks": _nullable({"type": "array", "items": _ref("HealthCheck")}),
+        },
+        ["AggregatedStatus"],
+    ),
+    "KVPair": _obj(
+        {
+            "Key": _STR,
+            "Flags": {"type": "integer"},
+            "Value": _nullable({"type": "string", "contentEncoding": "base64"}),
+            "LockIndex": _INT,
+            "Session": _STR,
+            **_INDEXES,
+        },
+        ["Key", "Flags", "Value"],
+    ),
+    "AgentMember": _obj(
+        {
+            "Name": _STR,
+            "Addr": _STR,
+            "Port": {"type": "integer"},
+            "Tags": _STRING_MAP,
+            "Status": {"type": "integer"},
+        },
+        ["Name", "Addr"],
+    ),
+    "ACLLinkOut": _obj({"ID": _STR, "Name": _STR}),
+    "ACLTokenOut": _obj(
+        {
+            "AccessorID": _STR,
+            "SecretID": _STR,
+            "Description": _STR,
+            "Policies": {"type": "array", "items": _ref("ACLLinkOut")},
+            "Roles": {"type": "array", "items": _ref("ACLLinkOut")},
+            "ServiceIdentities": {"type": "array", "items": {"type": "object"}},
+            "NodeIdentities": {"type": "array", "items": {"type": "object"}},
+            "TemplatedPolicies": {"type": "array", "items": {"type": "object"}},
+            "Local": {"type": "boolean"},
+            "AuthMethod": _STR,
+            "ExpirationTime": _STR,
+            "CreateTime": _STR,
+            "Hash": _STR,
+            **_INDEXES,
+        },
+        ["AccessorID", "SecretID"],
+    ),
+    "ACLPolicyOut": _obj(
+        {
+            "ID": _STR,
+            "Name": _STR,
+            "Description": _STR,
+            "Rules": _STR,
+            "Datacenters": _nullable(_STRINGS),
+            "Hash": _STR,
+            **_INDEXES,
+        },
+        ["ID", "Name"],
+    ),
+    "ACLRoleOut": _obj(
+        {
+            "ID": _STR,
+            "Name": _STR,
+            "Description": _STR,
+            "Policies": {"type": "array", "items": _ref("ACLLinkOut")},
+            "Hash": _STR,
+            **_INDEXES,
+        },
+        ["ID", "Name"],
+    ),
+    "ACLAuthMethodOut": _obj(
+        {
+            "Name": _STR,
+            "Type": _STR,
+            "DisplayName": _STR,
+            "Description": _STR,
+            "MaxTokenTTL": _STR,
+            "TokenLocality": _STR,
+            "Config": {"type": "object"},
+            **_INDEXES,
+        },
+        ["Name", "Type"],
+    ),
+    "ACLBindingRuleOut": _obj(
+        {
+            "ID": _STR,
+            "Description": _STR,
+            "AuthMethod": _STR,
+            "Selector": _STR,
+            "BindType": _STR,
+            "BindName": _STR,
+            **_INDEXES,
+        },
+        ["ID", "AuthMethod"],
+    ),
+    "ACLTemplatedPolicyOut": _obj(
+        {"TemplateName": _STR, "Schema": _STR, "Template": _STR, "Description": _STR},
+        ["TemplateName"],
+    ),
+}
+
+#: Fields a handler refuses to go without (a 400 names them); the decoders
+#: know types only.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "ServiceDefinition": ("Name",),
+    "RegisterRequest": ("Node", "Address"),
+    "DeregisterRequest": ("Node",),
+}
+
+
+class _BodySchemas:
+    """JSON Schema of the decoders' `Obj` trees, one component per Obj name."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, JSON] = {}
+        self._names: dict[int, str] = {}
+
+    def of(self, converter: object) -> JSON:
+        if isinstance(converter, decode.Obj):
+            return _ref(self._component(converter))
+        if isinstance(converter, decode.ListOf):
+            return _nullable({"type": "array", "items": self.of(converter.item)})
+        if isinstance(converter, decode.MapOf):
+            return _nullable(
+                {"type": "object", "additionalProperties": self.of(converter.item)}
+            )
+        scalar = _SCALARS.get(converter)
+        if scalar is None:
+            raise TypeError(f"no JSON Schema for the decoder {converter!r}")
+        return dict(scalar)
+
+    def _component(self, obj: decode.Obj) -> str:
+        known = self._names.get(id(obj))
+        if known is not None:
+            return known
+        name = obj.name
+        suffix = 2
+        while name in self.components or name in RESPONSES:
+            name = f"{obj.name}{suffix}"
+            suffix += 1
+        self._names[id(obj)] = name
+        self.components[name] = {}  # reserved before recursing
+        schema: JSON = {
+            "type": "object",
+            "description": f"Consul's {obj.name}: field names match"
+            " case-insensitively, as Go's decoder reads them.",
+            "properties": {k: self.of(v) for k, v in obj.fields.items()},
+            "additionalProperties": False,
+        }
+        required = REQUIRED.get(obj.name)
+        if required:
+            schema["required"] = list(required)
+        self.components[name] = schema
+        return name
+
+
+_SCALARS: dict[object, JSON] = {
+    decode.string: {"type": ["string", "null"]},
+    decode.integer: {"type": ["integer", "null"]},
+    decode.boolean: {"type": ["boolean", "null"]},
+    decode.duration: {
+        "type": ["string", "integer", "null"],
+        "description": 'A Go duration ("10s", "1m30s") or nanoseconds.',
+    },
+    decode.anything: {},
+}
+
+# ---------------------------------------------------------------- operations
+
+
+class Op(NamedTuple):
+    """One operation: the route of `routes.py` it describes and how."""
+
+    route: str
+    method: str
+    path: str
+    summary: str
+    params: tuple[str, ...] = ()
+    #: A decoder (`decode.Obj`), "raw" (bytes kept as they are) or None.
+    body: object = None
+    #: The 200 answer's JSON Schema; None: an empty text/plain body.
+    answer: JSON | None = None
+    blocking: bool = False
+    #: Other statuses the operation answers with a body of `answer`'s shape.
+    also: tuple[int, ...] = ()
+    #: The operation may answer text/plain on 200 (`?raw`, `?format=`).
+    text: bool = False
+
+
+def _list(name: str) -> JSON:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _map(schema: JSON) -> JSON:
+    return {"type": "object", "additionalProperties": schema}
+
+
+_TRUE: JSON = {"type": "boolean"}
+_CATALOG_READ = (*READ, "node-meta", "filter", "near", "ns", "partition")
+_HEALTH_SERVICE = (*_CATALOG_READ, "tag", "passing", "peer")
+
+OPERATIONS: tuple[Op, ...] = (
+    # agent
+    Op("/v1/agent/self", "GET", "/v1/agent/self", "This agent's configuration",
+       ("token",), answer={"type": "object"}),
+    Op("/v1/agent/members", "GET", "/v1/agent/members", "The gossip members",
+       ("token", "wan", "filter", "segment"), answer=_list("AgentMember")),
+    Op("/v1/agent/services", "GET", "/v1/agent/services",
+       "Services registered with this agent", ("token", "filter", "ns"),
+       answer=_map(_ref("AgentService"))),
+    Op("/v1/agent/service/register", "PUT", "/v1/agent/service/register",
+       "Register a service (and its checks) with this agent",
+       ("token", "replace-existing-checks", "ns"),
+       body=decode.SERVICE_REGISTRATION),
+    Op("/v1/agent/service/deregister/", "PUT",
+       "/v1/agent/service/deregister/{service_id}", "Deregister a service",
+       ("token", "ns")),
+    Op("/v1/agent/service/maintenance/", "PUT",
+       "/v1/agent/service/maintenance/{service_id}",
+       "Turn a service's maintenance on or off", ("token", "enable", "reason")),
+    Op("/v1/agent/service/", "GET", "/v1/agent/service/{service_id}",
+       "One service registered with this agent", ("token", "ns"),
+       answer=_ref("AgentService")),
+    Op("/v1/agent/checks", "GET", "/v1/agent/checks",
+       "Checks registered with this agent", ("token", "filter", "ns"),
+       answer=_map(_ref("HealthCheck"))),
+    Op("/v1/agent/check/register", "PUT", "/v1/agent/check/register",
+       "Register a check with this agent", ("token", "ns"), body=decode.CHECK),
+    Op("/v1/agent/check/deregister/", "PUT",
+       "/v1/agent/check/deregister/{check_id}", "Deregister a check",
+       ("token", "ns")),
+    *(
+        Op(f"/v1/agent/check/{verb}/", "PUT", f"/v1/agent/check/{verb}/{{check_id}}",
+           f"Set a TTL check to {status}", ("token", "note", "ns"))
+        for verb, status in (
+            ("pass", "passing"), ("warn", "warning"), ("fail", "critical")
+        )
+    ),
+    Op("/v1/agent/check/update/", "PUT", "/v1/agent/check/update/{check_id}",
+       "Set a TTL check's status and output", ("token", "ns"),
+       body=decode.CHECK_UPDATE),
+    Op("/v1/agent/maintenance", "PUT", "/v1/agent/maintenance",
+       "Turn this node's maintenance on or off", ("token", "enable", "reason")),
+    Op("/v1/agent/leave", "PUT", "/v1/agent/leave", "Stop this agent", ("token",)),
+    Op("/v1/agent/metrics", "GET", "/v1/agent/metrics",
+       "Metrics (Consul's JSON, or ?format=prometheus text)", ("token", "format"),
+       answer={"type": "object"}, text=True),
+    Op("/v1/agent/monitor", "GET", "/v1/agent/monitor",
+       "Stream log lines (text/plain, until the client closes)",
+       ("token", "loglevel", "logjson"), text=True),
+    Op("/v1/agent/health/service/name/", "GET",
+       "/v1/agent/health/service/name/{service_name}",
+       "Aggregated local health by service name (200, 429 warning, 503"
+       " critical, 404 unknown)", ("token", "format", "ns"),
+       answer=_list("AgentServiceChecksInfo"), also=(404, 429, 503), text=True),
+    Op("/v1/agent/health/service/id/", "GET",
+       "/v1/agent/health/service/id/{service_id}",
+       "Aggregated local health by service ID (200, 429 warning, 503"
+       " critical, 404 unknown)", ("token", "format", "ns"),
+       answer=_ref("AgentServiceChecksInfo"), also=(404, 429, 503), text=True),
+    Op("/v1/agent/token/", "PUT", "/v1/agent/token/{kind}",
+       "Set one of the agent's tokens (default, agent, ...)", ("token",),
+       body=acl_wire.AGENT_TOKEN),
+    # catalog
+    Op("/v1/catalog/register", "PUT", "/v1/catalog/register",
+       "Register a node, a service and checks, all or nothing", WRITE,
+       body=decode.CATALOG_REGISTER, answer=_TRUE),
+    Op("/v1/catalog/deregister", "PUT", "/v1/catalog/deregister",
+       "Remove a node, a service or a check", WRITE,
+       body=decode.CATALOG_DEREGISTER, answer=_TRUE),
+    Op("/v1/catalog/datacenters", "GET", "/v1/catalog/datacenters",
+       "Known datacenters", ("token",), answer=_STRINGS),
+    Op("/v1/catalog/nodes", "GET", "/v1/catalog/nodes", "Every node",
+       _CATALOG_READ, answer=_list("Node"), blocking=True),
+    Op("/v1/catalog/services", "GET", "/v1/catalog/services",
+       "Every service name with its tags", _CATALOG_READ,
+       answer=_map(_STRINGS), blocking=True),
+    Op("/v1/catalog/service/", "GET", "/v1/catalog/service/{service}",
+       "A service's instances", (*_CATALOG_READ, "tag", "peer"),
+       answer=_list("CatalogService"), blocking=True),
+    Op("/v1/catalog/node/", "GET", "/v1/catalog/node/{node}",
+       "A node and its services (null: no such node)", _CATALOG_READ,
+       answer=_nullable(
+           _obj({"Node": _ref("Node"), "Services": _map(_ref("NodeService"))})
+       ), blocking=True),
+    Op("/v1/catalog/node-services/", "GET", "/v1/catalog/node-services/{node}",
+       "A node and its services as a list", _CATALOG_READ,
+       answer=_obj(
+           {
+               "Node": _nullable(_ref("Node")),
+               "Services": _nullable(_list("NodeService")),
+           }
+       ), blocking=True),
+    # health
+    Op("/v1/health/node/", "GET", "/v1/health/node/{node}", "A node's checks",
+       _CATALOG_READ, answer=_list("HealthCheck"), blocking=True),
+    Op("/v1/health/checks/", "GET", "/v1/health/checks/{service}",
+       "A service's checks", _CATALOG_READ, answer=_list("HealthCheck"),
+       blocking=True),
+    Op("/v1/health/service/", "GET", "/v1/health/service/{service}",
+       "A service's instances with their node and checks", _HEALTH_SERVICE,
+       answer=_list("ServiceEntry"), blocking=True),
+    Op("/v1/health/state/", "GET", "/v1/health/state/{state}",
+       "Checks in a state (any, passing, warning, critical)", _CATALOG_READ,
+       answer=_list("HealthCheck"), blocking=True),
+    # kv
+    Op("/v1/kv/", "GET", "/v1/kv/{key}",
+       "A key (404: none), every key under it (?recurse), or their names (?keys)",
+       (*READ, "recurse", "keys", "separator", "raw", "ns"),
+       answer={"anyOf": [_list("KVPair"), _STRINGS]}, blocking=True, text=True),
+    Op("/v1/kv/", "PUT", "/v1/kv/{key}",
+       "Store the body as the key's value (false: the CAS did not hold)",
+       (*WRITE, "cas", "flags", "acquire", "release", "ns"), body="raw",
+       answer=_TRUE),
+    Op("/v1/kv/", "DELETE", "/v1/kv/{key}", "Delete a key, or a whole prefix",
+       (*WRITE, "recurse", "cas", "ns"), answer=_TRUE),
+    # status
+    Op("/v1/status/leader", "GET", "/v1/status/leader", "The leader's address",
+       ("token", "dc"), answer=_STR),
+    Op("/v1/status/peers", "GET", "/v1/status/peers", "The Raft peers",
+       ("token", "dc"), answer=_STRINGS),
+    Op("/v1/operator/raft/configuration", "GET", "/v1/operator/raft/configuration",
+       "The Raft configuration", ("token", "dc", "stale"),
+       answer=_obj({"Servers": {"type": "array"}, "Index": _INT})),
+    # acl
+    Op("/v1/acl/bootstrap", "PUT", "/v1/acl/bootstrap",
+       "Make the first management token (once)", (), body=acl_wire.BOOTSTRAP,
+       answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/tokens", "GET", "/v1/acl/tokens", "Tokens",
+       (*READ, "policy", "role", "authmethod", "servicename", "filter"),
+       answer=_list("ACLTokenOut"), blocking=True),
+    Op("/v1/acl/token", "PUT", "/v1/acl/token", "Create a token", ("token",),
+       body=acl_wire.TOKEN, answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/token/self", "GET", "/v1/acl/token/self", "The caller's token",
+       ("token",), answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/token/", "GET", "/v1/acl/token/{accessor_id}", "Read a token",
+       READ, answer=_ref("ACLTokenOut"), blocking=True),
+    Op("/v1/acl/token/", "PUT", "/v1/acl/token/{accessor_id}", "Update a token",
+       ("token",), body=acl_wire.TOKEN, answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/token/", "PUT", "/v1/acl/token/{accessor_id}/clone",
+       "Clone a token", ("token",), body=acl_wire.TOKEN,
+       answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/token/", "DELETE", "/v1/acl/token/{accessor_id}",
+       "Delete a token", ("token",), answer=_TRUE),
+    Op("/v1/acl/policies", "GET", "/v1/acl/policies", "Policies", READ,
+       answer=_list("ACLPolicyOut"), blocking=True),
+    Op("/v1/acl/policy", "PUT", "/v1/acl/policy", "Create a policy", ("token",),
+       body=acl_wire.POLICY, answer=_ref("ACLPolicyOut")),
+    Op("/v1/acl/policy/name/", "GET", "/v1/acl/policy/name/{name}",
+       "Read a policy by name", READ, answer=_ref("ACLPolicyOut"), blocking=True),
+    Op("/v1/acl/policy/", "GET", "/v1/acl/policy/{id}", "Read a policy", READ,
+       answer=_ref("ACLPolicyOut"), blocking=True),
+    Op("/v1/acl/policy/", "PUT", "/v1/acl/policy/{id}", "Update a policy",
+       ("token",), body=acl_wire.POLICY, answer=_ref("ACLPolicyOut")),
+    Op("/v1/acl/policy/", "DELETE", "/v1/acl/policy/{id}", "Delete a policy",
+       ("token",), answer=_TRUE),
+    Op("/v1/acl/roles", "GET", "/v1/acl/roles", "Roles", (*READ, "policy"),
+       answer=_list("ACLRoleOut"), blocking=True),
+    Op("/v1/acl/role", "PUT", "/v1/acl/role", "Create a role", ("token",),
+       body=acl_wire.ROLE, answer=_ref("ACLRoleOut")),
+    Op("/v1/acl/role/name/", "GET", "/v1/acl/role/name/{name}",
+       "Read a role by name", READ, answer=_ref("ACLRoleOut"), blocking=True),
+    Op("/v1/acl/role/", "GET", "/v1/acl/role/{id}", "Read a role", READ,
+       answer=_ref("ACLRoleOut"), blocking=True),
+    Op("/v1/acl/role/", "PUT", "/v1/acl/role/{id}", "Update a role", ("token",),
+       body=acl_wire.ROLE, answer=_ref("ACLRoleOut")),
+    Op("/v1/acl/role/", "DELETE", "/v1/acl/role/{id}", "Delete a role",
+       ("token",), answer=_TRUE),
+    Op("/v1/acl/auth-methods", "GET", "/v1/acl/auth-methods", "Auth methods",
+       READ, answer=_list("ACLAuthMethodOut"), blocking=True),
+    Op("/v1/acl/auth-method", "PUT", "/v1/acl/auth-method",
+       "Create an auth method (type jwt)", ("token",), body=acl_wire.AUTH_METHOD,
+       answer=_ref("ACLAuthMethodOut")),
+    Op("/v1/acl/auth-method/", "GET", "/v1/acl/auth-method/{name}",
+       "Read an auth method", READ, answer=_ref("ACLAuthMethodOut"),
+       blocking=True),
+    Op("/v1/acl/auth-method/", "PUT", "/v1/acl/auth-method/{name}",
+       "Update an auth method", ("token",), body=acl_wire.AUTH_METHOD,
+       answer=_ref("ACLAuthMethodOut")),
+    Op("/v1/acl/auth-method/", "DELETE", "/v1/acl/auth-method/{name}",
+       "Delete an auth method", ("token",), answer=_TRUE),
+    Op("/v1/acl/binding-rules", "GET", "/v1/acl/binding-rules", "Binding rules",
+       (*READ, "authmethod"), answer=_list("ACLBindingRuleOut"), blocking=True),
+    Op("/v1/acl/binding-rule", "PUT", "/v1/acl/binding-rule",
+       "Create a binding rule", ("token",), body=acl_wire.BINDING_RULE,
+       answer=_ref("ACLBindingRuleOut")),
+    Op("/v1/acl/binding-rule/", "GET", "/v1/acl/binding-rule/{id}",
+       "Read a binding rule", READ, answer=_ref("ACLBindingRuleOut"),
+       blocking=True),
+    Op("/v1/acl/binding-rule/", "PUT", "/v1/acl/binding-rule/{id}",
+       "Update a binding rule", ("token",), body=acl_wire.BINDING_RULE,
+       answer=_ref("ACLBindingRuleOut")),
+    Op("/v1/acl/binding-rule/", "DELETE", "/v1/acl/binding-rule/{id}",
+       "Delete a binding rule", ("token",), answer=_TRUE),
+    Op("/v1/acl/login", "POST", "/v1/acl/login",
+       "Trade a JWT for a token of an auth method", (), body=acl_wire.LOGIN,
+       answer=_ref("ACLTokenOut")),
+    Op("/v1/acl/logout", "POST", "/v1/acl/logout",
+       "Delete the caller's login token", ("token",), answer=_TRUE),
+    Op("/v1/acl/templated-policies", "GET", "/v1/acl/templated-policies",
+       "Templated policies", ("token",), answer=_map(_ref("ACLTemplatedPolicyOut"))),
+    Op("/v1/acl/templated-policy/name/", "GET",
+       "/v1/acl/templated-policy/name/{name}", "Read a templated policy",
+       ("token",), answer=_ref("ACLTemplatedPolicyOut")),
+    Op("/v1/acl/templated-policy/preview/", "POST",
+       "/v1/acl/templated-policy/preview/{name}",
+       "The policy a templated policy renders", ("token",),
+       body=acl_wire.TEMPLATED_PREVIEW, answer=_ref("ACLPolicyOut")),
+)  # fmt: skip
+
+# ---------------------------------------------------------------- the document
+
+#: Statuses any operation may answer, with a text/plain message.
+ERRORS: dict[int, str] = {
+    400: "Bad input: the message says what was wrong; nothing changed",
+    401: "An ACL endpoint while ACLs are off (`ACL support disabled`)",
+    403: "The token may not do this (Consul's `Permission denied` words)",
+    404: "No such object, or not a path we serve",
+    405: "The path is served, not with this method (Allow lists the methods)",
+    408: "Headers or body arrived too slowly",
+    413: "Body larger than --http-max-body-bytes (KV values: 512 KiB)",
+    414: "Request target longer than --http-max-url-bytes",
+    429: "Too many connections from this client",
+    431: "Request line and headers over --http-max-header-bytes / count",
+    503: "The store could not make the write durable; nothing changed",
+}
+
+_HEADERS: dict[str, JSON] = {
+    "X-Consul-Index": {
+        "description": "The index of the answer (blocking queries wait on it)",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "X-Consul-KnownLeader": {
+        "description": "false when the store is out of reach",
+        "schema": {"enum": ["true", "false"]},
+    },
+    "X-Consul-LastContact": {
+        "description": "Milliseconds since the store was last reached",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "X-Consul-Effective-Consistency": {
+        "description": "leader, stale or consistent",
+        "schema": {"enum": ["leader", "stale", "consistent"]},
+    },
+}
+_FILTERED: JSON = {
+    "description": "true: the token may not read part of the answer",
+    "schema": {"enum": ["true"]},
+}
+
+_TEXT: JSON = {"text/plain": {"schema": _STR}}
+
+
+def _success(op: Op) -> JSON:
+    content: JSON = {}
+    if op.answer is not None:
+        content["application/json"] = {"schema": op.answer}
+    if op.text or op.answer is None:
+        content["text/plain"] = {"schema": _STR}
+    headers: JSON = {"X-Consul-Results-Filtered-By-ACLs": _FILTERED}
+    if op.blocking:
+        headers.update(_HEADERS)
+    if op.route == "/v1/agent/service/" and op.method == "GET":
+        headers["X-Consul-ContentHash"] = {"schema": _STR}
+    return {"description": "OK", "headers": headers, "content": content}
+
+
+def _operation(op: Op, bodies: _BodySchemas) -> JSON:
+    parameters: list[JSON] = [
+        {"$ref": f"#/components/parameters/{name}"} for name in op.params
+    ]
+    for name in _path_names(op.path):
+        parameters.append(
+            {"name": name, "in": "path", "required": True, "schema": _STR}
+        )
+    out: JSON = {
+        "summary": op.summary,
+        "operationId": _operation_id(op),
+        "tags": [op.route.split("/")[2]],
+        "parameters": parameters,
+    }
+    if op.body == "raw":
+        out["requestBody"] = {
+            "content": {"application/octet-stream": {"schema": {"format": "binary"}}}
+        }
+    elif op.body is not None:
+        out["requestBody"] = {
+            "content": {"application/json": {"schema": bodies.of(op.body)}}
+        }
+    responses: JSON = {"200": _success(op)}
+    for status, description in ERRORS.items():
+        content: JSON = dict(_TEXT)
+        if status in op.also and op.answer is not None:
+            content["application/json"] = {"schema": op.answer}
+        responses[str(status)] = {"description": description, "content": content}
+    out["responses"] = responses
+    return out
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+def _operation_id(op: Op) -> str:
+    words = [w for w in op.path.replace("{", "").replace("}", "").split("/") if w]
+    return op.method.lower() + "".join(w.title().replace("-", "") for w in words[1:])
+
+
+def route_of(path: str) -> str:
+    """The route-table path an OpenAPI path is served by (`{...}` is a tail)."""
+    cut = path.find("{")
+    return path if cut < 0 else path[:cut]
+
+
+#: Parameters referenced but not yet in PARAMETERS are described plainly.
+_EXTRA: dict[str, JSON] = {
+    "segment": _query("segment", _STR, "Enterprise network segment: accepted."),
+}
+
+
+def build() -> JSON:
+    """The whole OpenAPI document, as a JSON-ready dict."""
+    bodies = _BodySchemas()
+    paths: dict[str, JSON] = {}
+    for op in OPERATIONS:
+        item = paths.setdefault(op.path, {})
+        item[op.method.lower()] = _operation(op, bodies)
+    used = sorted({name for op in OPERATIONS for name in op.params})
+    parameters = {name: PARAMETERS.get(name) or _EXTRA[name] for name in used}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "waypost: Consul's /v1 HTTP API",
+            "version": __version__,
+            "description": "What a waypost agent serves under /v1, in Consul's"
+            " wire format. Every error answer is text/plain; request field"
+            " names match case-insensitively. Generated by `waypost openapi`.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8500"}],
+        "components": {
+            "parameters": parameters,
+            "schemas": {**RESPONSES, **bodies.components},
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "X-Consul-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "security": [{}, {"token": []}, {"bearer": []}],
+        "paths": paths,
+    }
+
+
+__all__ = ["OPERATIONS", "Op", "build", "route_of"]
