@@ -16,6 +16,8 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_TABLES
 from waypost.core.acl.state import AclState
+from waypost.core.config.changes import CONFIG_TABLES
+from waypost.core.config.state import ConfigState
 from waypost.core.brake import Brake, Census, Transition
 from waypost.core.changes import (
     CHECKS,
@@ -113,6 +115,7 @@ class Catalog:
         self._ttl_of: dict[tuple[str, str], float] = {}
         #: The ACL system's rows (tokens, policies, ...), applied like the rest.
         self.acl = AclState()
+        self.config = ConfigState()
         #: None: every check is this agent's (one agent, no cluster).
         self.ownership: Ownership | None = None
 
@@ -195,6 +198,8 @@ class Catalog:
                 self._kv_deleted.pop(key, None)
         elif table in ACL_TABLES:
             self.acl.apply_row(table, key, value)
+        elif table in CONFIG_TABLES:
+            self.config.apply_row(table, key, value)
         else:  # pragma: no cover - a store bug, not user input
             raise ValueError(f"unknown row in table {table!r}")
 

@@ -211,7 +211,11 @@ class Draft:
         lock = (table, key)
         self.reads.add(lock)
         found = self.changed.get(lock, _MISSING)
-        return self.catalog.acl.row(table, key) if found is _MISSING else found
+        if found is not _MISSING:
+            return found
+        if table in CONFIG_TABLES:
+            return self.catalog.config.row(table, key)
+        return self.catalog.acl.row(table, key)
 
     # ------------------------------------------------------------ writes
 
@@ -625,3 +629,9 @@ _PLANNERS: dict[type[Change], Callable[[Draft, Any], bool | None]] = {
 from waypost.core.acl.planner import PLANNERS as _ACL_PLANNERS  # noqa: E402
 
 _PLANNERS.update(_ACL_PLANNERS)
+
+# Config entries and settings (core/config/) likewise.
+from waypost.core.config.changes import CONFIG_TABLES  # noqa: E402
+from waypost.core.config.planner import PLANNERS as _CONFIG_PLANNERS  # noqa: E402
+
+_PLANNERS.update(_CONFIG_PLANNERS)

@@ -19,6 +19,12 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_TABLES
 from waypost.core.catalog import Catalog
+from waypost.core.config.changes import (
+    CONFIG_ENTRIES,
+    CONFIG_TABLES,
+    kind_topic,
+    setting_topic,
+)
 from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Row
 from waypost.core.model import Check, Service
 from waypost.core.tables import LOAD_ORDER
@@ -59,6 +65,12 @@ def topics_of(catalog: Catalog, rows: Iterable[Row]) -> set[Topic]:
             topics.add(kv_topic(key))
         elif table in ACL_TABLES:
             topics.add(T_ACL)
+        elif table in CONFIG_TABLES:
+            topics.add(
+                kind_topic(key.partition("/")[0])
+                if table == CONFIG_ENTRIES
+                else setting_topic(key)
+            )
         elif table == NODES:
             name = key
             topics.update((T_NODES, node_topic(name)))
@@ -96,6 +108,8 @@ def current_rows(catalog: Catalog) -> dict[tuple[str, str], object]:
     for entry in catalog.kv_list(""):
         rows[(KV, entry.key)] = entry
     for table, key, value in catalog.acl.all_rows():
+        rows[(table, key)] = value
+    for table, key, value in catalog.config.all_rows():
         rows[(table, key)] = value
     return rows
 

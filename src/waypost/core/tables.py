@@ -19,6 +19,8 @@ from waypost.core.acl.changes import (
 )
 from waypost.core.acl.model import AclFact, AuthMethod, BindingRule, Policy, Role, Token
 from waypost.core.changes import CHECKS, KV, NODES, SERVICES
+from waypost.core.config.changes import CONFIG_ENTRIES, SETTINGS
+from waypost.core.config.model import ConfigEntry, Setting
 from waypost.core.model import Check, KVEntry, Node, Service
 
 TABLES: dict[str, type[msgspec.Struct]] = {
@@ -32,6 +34,9 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     ACL_BINDING_RULES: BindingRule,
     ACL_TOKENS: Token,
     ACL_FACTS: AclFact,
+    # config entries and cluster settings (core/config/)
+    CONFIG_ENTRIES: ConfigEntry,
+    SETTINGS: Setting,
 }
 
 #: table -> its place in the load order.

@@ -33,6 +33,7 @@ from waypost.core.acl.rules import LIST, READ, WRITE
 from waypost.eureka import handlers as eureka, mapping as eureka_mapping
 from waypost.exceptions import AclDisabled, InvalidRequest, PermissionDenied
 from waypost.http import acl, agent, catalog, compact, health, kv, status, telemetry
+from waypost.http import operator
 from waypost.http.blocking import request_token
 from waypost.http.decode import decode_json
 from waypost.http.messages import Query, Request, Response, encode
@@ -183,6 +184,20 @@ def _node_write(registry: Registry, request: Request, authz: Authorizer) -> None
 
 def _operator_read(registry: Registry, request: Request, authz: Authorizer) -> None:
     require(authz, "operator", "", READ)
+
+
+def _operator_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "operator", "", WRITE)
+
+
+def _operator_by_method(
+    registry: Registry, request: Request, authz: Authorizer
+) -> None:
+    require(authz, "operator", "", READ if request.method == "GET" else WRITE)
+
+
+def _keyring_by_method(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "keyring", "", READ if request.method == "GET" else WRITE)
 
 
 def _acl_read(registry: Registry, request: Request, authz: Authorizer) -> None:
@@ -548,6 +563,14 @@ RULES: dict[Handler, Rule] = {
     acl.templated_policy_list: _ACL_READ,
     acl.templated_policy_read: _ACL_READ,
     acl.templated_policy_preview: _ACL_READ,
+    # operator and usage (issue 15): Consul's operator and keyring rules
+    operator.raft_peer: Rule(_operator_write),
+    operator.raft_transfer_leader: Rule(_operator_write),
+    operator.keyring: Rule(_keyring_by_method),
+    operator.autopilot_configuration: Rule(_operator_by_method),
+    operator.autopilot_health: Rule(_operator_read),
+    operator.autopilot_state: Rule(_operator_read),
+    operator.usage: Rule(_operator_read),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

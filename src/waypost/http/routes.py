@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from waypost.eureka import handlers as eureka
 from waypost.http import acl, agent, catalog, health, kv, status, telemetry
+from waypost.http import operator
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
 
@@ -21,6 +22,8 @@ Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
+GET_PUT = frozenset({"GET", "PUT"})
+GET_POST_PUT_DELETE = frozenset({"GET", "POST", "PUT", "DELETE"})
 EUREKA_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 POST = frozenset({"POST"})
 
@@ -115,6 +118,14 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/acl/templated-policies", GET, acl.templated_policy_list),
     ("/v1/acl/templated-policy/name/", GET, acl.templated_policy_read),
     ("/v1/acl/templated-policy/preview/", POST, acl.templated_policy_preview),
+    # operator and usage (issue 15)
+    ("/v1/operator/raft/peer", DELETE, operator.raft_peer),
+    ("/v1/operator/raft/transfer-leader", POST, operator.raft_transfer_leader),
+    ("/v1/operator/keyring", GET_POST_PUT_DELETE, operator.keyring),
+    ("/v1/operator/autopilot/configuration", GET_PUT, operator.autopilot_configuration),
+    ("/v1/operator/autopilot/health", GET, operator.autopilot_health),
+    ("/v1/operator/autopilot/state", GET, operator.autopilot_state),
+    ("/v1/operator/usage", GET, operator.usage),
 ]
 
 

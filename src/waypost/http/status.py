@@ -15,14 +15,14 @@ if TYPE_CHECKING:
     from waypost.registry import Registry
 
 
-def _raft_address(registry: Registry) -> str:
+def raft_address(registry: Registry) -> str:
     # Consul answers with the server RPC address (port 8300), not HTTP's.
     return f"{registry.config.advertise_address}:8300"
 
 
 async def leader(registry: Registry, request: Request) -> Response:
     if registry.cluster is None:
-        return json_response(_raft_address(registry))
+        return json_response(raft_address(registry))
     view = await registry.cluster.etcd_view()
     leaders = [m.peer_address for m in view.members if m.is_leader and view.is_current]
     return json_response(leaders[0] if leaders else "")
@@ -30,7 +30,7 @@ async def leader(registry: Registry, request: Request) -> Response:
 
 async def peers(registry: Registry, request: Request) -> Response:
     if registry.cluster is None:
-        return json_response([_raft_address(registry)])
+        return json_response([raft_address(registry)])
     view = await registry.cluster.etcd_view()
     return json_response([m.peer_address for m in view.members])
 
@@ -42,14 +42,17 @@ async def raft_configuration(registry: Registry, request: Request) -> Response:
             {
                 "ID": registry.node_id,
                 "Node": registry.config.node,
-                "Address": _raft_address(registry),
+                "Address": raft_address(registry),
                 "Leader": True,
                 "ProtocolVersion": "3",
                 "Voter": True,
                 "LastIndex": registry.catalog.index,
             }
         ]
-        return json_response({"Servers": servers, "Index": registry.catalog.index})
+        # The index of the Raft configuration, not of the data: a dev
+        # Consul's single-server configuration answers 0 (py-consul's
+        # test_operator asserts it).
+        return json_response({"Servers": servers, "Index": 0})
     view = await registry.cluster.etcd_view()
     servers = [
         {

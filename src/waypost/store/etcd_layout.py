@@ -23,6 +23,7 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_LOCKS, ACL_TABLES
 from waypost.core.catalog import Catalog
+from waypost.core.config.changes import CONFIG_TABLES
 from waypost.core.changes import (
     CHECKS,
     KV,
@@ -207,6 +208,8 @@ def revision_reader(catalog: Catalog) -> Callable[[str, str], int]:
             value = catalog.kv_get(key)
         elif table in ACL_TABLES:
             value = catalog.acl.row(table, key)
+        elif table in CONFIG_TABLES:
+            value = catalog.config.row(table, key)
         elif table in ACL_LOCKS:
             return 0  # a lock key, never a row: compared as absent
         else:  # pragma: no cover - the planner only reads these
