@@ -799,6 +799,89 @@ CASES: list[Case] = [
         lambda w: "/v1/operator/raft/configuration",
         _read("operator", ""),
     ),
+    # ---- operator, usage, config entries (issue 15)
+    Case(
+        "operator raft peer",
+        "DELETE",
+        lambda w: "/v1/operator/raft/peer?address=10.0.0.1:8300",
+        lambda c: (allowed(can(c, "operator", "", "write"), 400), None),
+    ),
+    Case(
+        "operator raft transfer-leader",
+        "POST",
+        lambda w: "/v1/operator/raft/transfer-leader",
+        lambda c: (allowed(can(c, "operator", "", "write"), 400), None),
+    ),
+    Case(
+        "operator keyring list",
+        "GET",
+        lambda w: "/v1/operator/keyring",
+        lambda c: (allowed(can(c, "keyring", "", "read"), 400), None),
+    ),
+    Case(
+        "operator keyring use",
+        "PUT",
+        lambda w: "/v1/operator/keyring",
+        lambda c: (allowed(can(c, "keyring", "", "write"), 400), None),
+        body=lambda w: {"Key": "8CooQRX1+VK7MsQQK6lx2LhumpSfQzUjE63HdAu2hgA="},
+    ),
+    Case(
+        "operator autopilot configuration",
+        "GET",
+        lambda w: "/v1/operator/autopilot/configuration",
+        _read("operator", ""),
+    ),
+    Case(
+        "operator autopilot configuration put",
+        "PUT",
+        lambda w: "/v1/operator/autopilot/configuration",
+        _write("operator", ""),
+        body=lambda w: {"CleanupDeadServers": True, "LastContactThreshold": "200ms"},
+    ),
+    Case(
+        "operator autopilot health",
+        "GET",
+        lambda w: "/v1/operator/autopilot/health",
+        _read("operator", ""),
+    ),
+    Case(
+        "operator autopilot state",
+        "GET",
+        lambda w: "/v1/operator/autopilot/state",
+        _read("operator", ""),
+    ),
+    Case(
+        "operator usage", "GET", lambda w: "/v1/operator/usage", _read("operator", "")
+    ),
+    Case(
+        "config entry read",
+        "GET",
+        lambda w: "/v1/config/service-defaults/web",
+        lambda c: (allowed(can(c, "service", "web", "read"), 404), None),
+    ),
+    Case(
+        "config entry put",
+        "PUT",
+        lambda w: "/v1/config",
+        _write("service", "web"),
+        body=lambda w: {"Kind": "service-defaults", "Name": "web"},
+        restore=lambda w: w.mgmt("DELETE", "/v1/config/service-defaults/web") and None,
+    ),
+    Case(
+        "config proxy-defaults put",
+        "PUT",
+        lambda w: "/v1/config",
+        _write("operator", ""),
+        body=lambda w: {"Kind": "proxy-defaults", "Name": "global"},
+        restore=lambda w: w.mgmt("DELETE", "/v1/config/proxy-defaults/global") and None,
+    ),
+    Case("config list", "GET", lambda w: "/v1/config/proxy-defaults", _everyone()),
+    Case(
+        "config entry delete",
+        "DELETE",
+        lambda w: "/v1/config/service-defaults/web",
+        _write("service", "web"),
+    ),
     # ---- Eureka's API on the same catalog
     *(
         Case(f"eureka {what}", "GET", lambda w, path=path: path, _every_service_read)

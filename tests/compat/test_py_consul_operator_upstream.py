@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import time
 
+import consul
 import pytest
 
-import consul
 
 class TestOperator:
     def test_operator(self, consul_obj) -> None:

@@ -16,8 +16,6 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_TABLES
 from waypost.core.acl.state import AclState
-from waypost.core.config.changes import CONFIG_TABLES
-from waypost.core.config.state import ConfigState
 from waypost.core.brake import Brake, Census, Transition
 from waypost.core.changes import (
     CHECKS,
@@ -32,6 +30,8 @@ from waypost.core.changes import (
     UpdateCheck,
     row_key,
 )
+from waypost.core.config.changes import CONFIG_TABLES
+from waypost.core.config.state import ConfigState
 from waypost.core.health import Deadlines
 from waypost.core.model import (
     NODE_MAINTENANCE_CHECK_ID,

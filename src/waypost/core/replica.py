@@ -19,13 +19,13 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_TABLES
 from waypost.core.catalog import Catalog
+from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Row
 from waypost.core.config.changes import (
     CONFIG_ENTRIES,
     CONFIG_TABLES,
     kind_topic,
     setting_topic,
 )
-from waypost.core.changes import CHECKS, KV, NODES, SERVICES, Row
 from waypost.core.model import Check, Service
 from waypost.core.tables import LOAD_ORDER
 from waypost.core.topics import (

@@ -32,8 +32,18 @@ from waypost.core.acl.model import ANONYMOUS_SECRET, ANONYMOUS_TOKEN_ID
 from waypost.core.acl.rules import LIST, READ, WRITE
 from waypost.eureka import handlers as eureka, mapping as eureka_mapping
 from waypost.exceptions import AclDisabled, InvalidRequest, PermissionDenied
-from waypost.http import acl, agent, catalog, compact, health, kv, status, telemetry
-from waypost.http import operator
+from waypost.http import (
+    acl,
+    agent,
+    catalog,
+    compact,
+    config_entries,
+    health,
+    kv,
+    operator,
+    status,
+    telemetry,
+)
 from waypost.http.blocking import request_token
 from waypost.http.decode import decode_json
 from waypost.http.messages import Query, Request, Response, encode
@@ -198,6 +208,70 @@ def _operator_by_method(
 
 def _keyring_by_method(registry: Registry, request: Request, authz: Authorizer) -> None:
     require(authz, "keyring", "", READ if request.method == "GET" else WRITE)
+
+
+# Config entries: Consul's CanRead / CanWrite per kind (structs/config_entry*.go).
+#: Kinds named after a service: service:read / service:write on the name.
+#: Difference: Consul checks a service-intentions entry against the
+#: service rule's `intentions` level; waypost's rules have no such field,
+#: so the service's own level decides.
+_SERVICE_KINDS = frozenset(
+    {
+        "service-defaults",
+        "service-router",
+        "service-splitter",
+        "service-resolver",
+        "service-intentions",
+    }
+)
+
+
+def _mesh_write(authz: Authorizer) -> None:
+    # acl.MeshWrite: `mesh` rules, else `operator` ones.
+    if not (authz.allows("mesh", "", WRITE) or authz.allows("operator", "", WRITE)):
+        raise denied(authz, "mesh", WRITE, "")
+
+
+def _config_can(authz: Authorizer, kind: str, name: str, access: int) -> None:
+    if kind in _SERVICE_KINDS:
+        require(authz, "service", name, access)
+    elif access == WRITE:
+        _mesh_write(authz)
+    elif kind in ("ingress-gateway", "terminating-gateway"):
+        require(authz, "service", name, READ)
+    # proxy-defaults, mesh and the others: anyone may read (CanRead true)
+
+
+def _config_apply(registry: Registry, request: Request, authz: Authorizer) -> None:
+    data = _body(request)
+    kind = _field(data, "Kind")
+    name = _field(data, "Name")
+    if isinstance(kind, str) and isinstance(name, str):
+        _config_can(authz, kind, name, WRITE)
+    else:
+        _mesh_write(authz)  # the handler's 400 for whoever may write
+
+
+def _config_by_method(registry: Registry, request: Request, authz: Authorizer) -> None:
+    kind, _, name = request.tail.partition("/")
+    if request.method == "DELETE":
+        _config_can(authz, kind, name, WRITE)
+    elif name:
+        _config_can(authz, kind, name, READ)
+
+
+def _config_list(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    if not isinstance(data, list):
+        return data, False
+
+    def readable(entry: dict[str, Any]) -> bool:
+        try:
+            _config_can(authz, entry["Kind"], entry["Name"], READ)
+        except PermissionDenied:
+            return False
+        return True
+
+    return _keep(data, readable)
 
 
 def _acl_read(registry: Registry, request: Request, authz: Authorizer) -> None:
@@ -571,6 +645,9 @@ RULES: dict[Handler, Rule] = {
     operator.autopilot_health: Rule(_operator_read),
     operator.autopilot_state: Rule(_operator_read),
     operator.usage: Rule(_operator_read),
+    # config entries (issue 15)
+    config_entries.apply: Rule(_config_apply),
+    config_entries.dispatch: Rule(_config_by_method, _config_list),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

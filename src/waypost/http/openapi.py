@@ -652,6 +652,62 @@ OPERATIONS: tuple[Op, ...] = (
        body=acl_wire.TEMPLATED_PREVIEW, answer=_ref("ACLPolicyOut")),
 )  # fmt: skip
 
+# ---- operator, usage, config entries (issue 15)
+_ENTRY: JSON = _obj({"Kind": _STR, "Name": _STR, **_INDEXES}, ["Kind", "Name"])
+PARAMETERS.update(
+    {
+        "id": _query("id", _STR, "A Raft server's ID."),
+        "address": _query("address", _STR, "A Raft server's IP:port."),
+        "global": _query("global", _PRESENCE, "Every datacenter (there is one)."),
+        "relay-factor": _query("relay-factor", _INT, "Gossip relay factor."),
+        "local-only": _query("local-only", _FLAG, "This agent's keyring only."),
+    }
+)
+OPERATIONS += (
+    Op("/v1/operator/raft/peer", "DELETE", "/v1/operator/raft/peer",
+       "Remove a Raft peer (waypost: always refused, 400)",
+       (*WRITE, "id", "address")),
+    Op("/v1/operator/raft/transfer-leader", "POST",
+       "/v1/operator/raft/transfer-leader",
+       "Transfer Raft leadership (waypost: no other peer, 400)", (*WRITE, "id"),
+       answer=_TRUE),
+    *(
+        Op("/v1/operator/keyring", method, "/v1/operator/keyring",
+           "Gossip keyring (waypost has no gossip pool: 400)",
+           (*WRITE, "relay-factor", *(("local-only",) if method == "GET" else ())),
+           body=None if method == "GET" else decode.anything,
+           answer={"type": "array"})
+        for method in ("GET", "POST", "PUT", "DELETE")
+    ),
+    Op("/v1/operator/autopilot/configuration", "GET",
+       "/v1/operator/autopilot/configuration", "The autopilot configuration",
+       READ, answer={"type": "object"}, blocking=True),
+    Op("/v1/operator/autopilot/configuration", "PUT",
+       "/v1/operator/autopilot/configuration",
+       "Replace the autopilot configuration (?cas)", (*WRITE, "cas"),
+       body=decode.anything, answer=_TRUE),
+    Op("/v1/operator/autopilot/health", "GET", "/v1/operator/autopilot/health",
+       "The servers' health (429 if unhealthy)", ("token", "dc", "stale"),
+       answer={"type": "object"}, also=(429,)),
+    Op("/v1/operator/autopilot/state", "GET", "/v1/operator/autopilot/state",
+       "Autopilot's view of the servers", ("token", "dc", "stale"),
+       answer={"type": "object"}),
+    Op("/v1/operator/usage", "GET", "/v1/operator/usage",
+       "Service, instance and node counts per datacenter",
+       (*READ, "global"), answer={"type": "object"}),
+    Op("/v1/config", "PUT", "/v1/config",
+       "Create or replace a config entry (?cas)", (*WRITE, "cas"),
+       body=decode.anything, answer=_TRUE),
+    Op("/v1/config/", "GET", "/v1/config/{kind}", "Config entries of one kind",
+       (*READ, "filter"), answer={"type": "array", "items": _ENTRY},
+       blocking=True),
+    Op("/v1/config/", "GET", "/v1/config/{kind}/{name}", "One config entry",
+       READ, answer=_ENTRY, blocking=True),
+    Op("/v1/config/", "DELETE", "/v1/config/{kind}/{name}",
+       "Delete a config entry (?cas: answers whether it did)", (*WRITE, "cas"),
+       answer={"anyOf": [_TRUE, {"type": "object"}]}),
+)  # fmt: skip
+
 # ---------------------------------------------------------------- the document
 
 #: Statuses any operation may answer, with a text/plain message.

@@ -66,7 +66,9 @@ async def raft_peer(registry: Registry, request: Request) -> Response:
     else:
         peer_id = request.get("id")
         if peer_id not in ids:
-            raise InvalidRequest(f'id "{peer_id}" was not found in the Raft configuration')
+            raise InvalidRequest(
+                f'id "{peer_id}" was not found in the Raft configuration'
+            )
     # Difference from Consul: waypost runs no Raft of its own.
     raise InvalidRequest(
         "cannot remove a server: waypost's servers are this agent (single"
@@ -343,8 +345,17 @@ async def usage(registry: Registry, request: Request) -> Response:
             connect[kind] += 1
         elif getattr(service, "connect_native", False):
             connect["connect-native"] += 1
-        if kind not in ("connect-proxy", "mesh-gateway", "ingress-gateway",
-                        "terminating-gateway", "api-gateway") and service.name != "consul":
+        if (
+            kind
+            not in (
+                "connect-proxy",
+                "mesh-gateway",
+                "ingress-gateway",
+                "terminating-gateway",
+                "api-gateway",
+            )
+            and service.name != "consul"
+        ):
             billable += 1
     stale = request.flag("stale")
     body = {

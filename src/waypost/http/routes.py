@@ -10,8 +10,17 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from waypost.eureka import handlers as eureka
-from waypost.http import acl, agent, catalog, health, kv, status, telemetry
-from waypost.http import operator
+from waypost.http import (
+    acl,
+    agent,
+    catalog,
+    config_entries,
+    health,
+    kv,
+    operator,
+    status,
+    telemetry,
+)
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
 
@@ -23,6 +32,7 @@ Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
 GET_PUT = frozenset({"GET", "PUT"})
+GET_DELETE = frozenset({"GET", "DELETE"})
 GET_POST_PUT_DELETE = frozenset({"GET", "POST", "PUT", "DELETE"})
 EUREKA_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 POST = frozenset({"POST"})
@@ -126,6 +136,9 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/operator/autopilot/health", GET, operator.autopilot_health),
     ("/v1/operator/autopilot/state", GET, operator.autopilot_state),
     ("/v1/operator/usage", GET, operator.usage),
+    # config entries (issue 15)
+    ("/v1/config", PUT, config_entries.apply),
+    ("/v1/config/", GET_DELETE, config_entries.dispatch),
 ]
 
 

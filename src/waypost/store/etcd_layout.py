@@ -23,7 +23,6 @@ import msgspec
 
 from waypost.core.acl.changes import ACL_LOCKS, ACL_TABLES
 from waypost.core.catalog import Catalog
-from waypost.core.config.changes import CONFIG_TABLES
 from waypost.core.changes import (
     CHECKS,
     KV,
@@ -35,6 +34,7 @@ from waypost.core.changes import (
     Plan,
     Row,
 )
+from waypost.core.config.changes import CONFIG_TABLES
 from waypost.core.model import Check, Service
 from waypost.core.tables import LOAD_ORDER, TABLES
 from waypost.store.etcd_client import (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from waypost.core.changes import Change
 from waypost.core.config.changes import (
     CONFIG_ENTRIES,
     SETTINGS,
@@ -20,7 +21,6 @@ from waypost.core.config.changes import (
     setting_topic,
 )
 from waypost.core.config.model import ConfigEntry, entry_key
-from waypost.core.changes import Change
 from waypost.exceptions import InvalidRequest
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ def normalized_name(kind: str, name: str) -> str:
         if kind == "mesh":  # MeshConfigEntry.Normalize sets it whatever it was
             return fixed
         if name not in ("", fixed):
-            raise InvalidRequest(f"invalid name ({name!r}), only {fixed!r} is supported")
+            raise InvalidRequest(
+                f'invalid name ("{name}"), only "{fixed}" is supported'
+            )
         return fixed
     if kind == "exported-services" and name != EXPORTED_SERVICES_NAME:
         raise InvalidRequest(
