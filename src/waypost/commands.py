@@ -1,5 +1,5 @@
 """Operator commands: `waypost services`, `instances`, `members`, `register`,
-`deregister`, `watch`, `kv get|put|delete`, `maint`.
+`deregister`, `watch`, `kv get|put|delete`, `maint`, `snapshot save|restore`.
 
 Built only on the public client (`waypost.client`), as Consul's `command/`
 is built on `api/`. Tables on a terminal, plain columns in a pipe, `--json`
@@ -24,11 +24,13 @@ import base64
 import contextlib
 import functools
 import logging
+import os
 import queue
 import signal
 import ssl
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -601,6 +603,50 @@ def kv_delete(ctx: Context, key: str, recurse: bool, cas: int | None) -> None:
         _print_json({"key": key, "deleted": True})
     else:
         click.echo(f"Success! Deleted key: {key}")
+
+
+# ---------------------------------------------------------------- snapshot
+
+
+@main.group()
+def snapshot() -> None:
+    """Save the registry's whole state to a file, or restore one."""
+
+
+@snapshot.command("save")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option("--stale", "-stale", is_flag=True, help="Skip the catch-up (cluster).")
+@client_options
+def snapshot_save(ctx: Context, file: str, stale: bool) -> None:
+    """Write the state at one index to FILE (a gzipped tar; written whole,
+    then renamed into place, so FILE is never half a snapshot)."""
+    with ctx.client() as client:
+        archive = client.snapshot_save(stale=stale)
+    target = Path(file)
+    partial = target.with_name(target.name + ".part")
+    try:
+        partial.write_bytes(archive)
+        os.replace(partial, target)
+    except OSError as exc:
+        _fail(f"cannot write {file}: {exc.strerror or exc}", EXIT_REFUSED)
+    if ctx.as_json:
+        _print_json({"file": file, "bytes": len(archive)})
+    else:
+        click.echo(f"Saved snapshot to {file} ({len(archive)} bytes)")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@client_options
+def snapshot_restore(ctx: Context, file: str) -> None:
+    """Replace the registry's whole state with FILE's."""
+    archive = Path(file).read_bytes()
+    with ctx.client() as client:
+        client.snapshot_restore(archive)
+    if ctx.as_json:
+        _print_json({"file": file, "restored": True})
+    else:
+        click.echo("Restored snapshot")
 
 
 # ---------------------------------------------------------------- maintenance

@@ -37,6 +37,7 @@ from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
 from waypost.core.checkstate import CheckStates
 from waypost.core.model import Check, HealthStatus
 from waypost.core.planner import check_key, plan, unknown_check
+from waypost.core.snapshot import Snapshot, dump, restore_plan
 from waypost.core.watch import Watchers
 from waypost.exceptions import NotFound
 from waypost.metrics import HEARTBEATS
@@ -206,6 +207,33 @@ class Registry:
                 continue
             return Applied(ok=planned.ok, index=entry.index)
 
+    # ------------------------------------------------------------ snapshots
+
+    async def snapshot(self, *, stale: bool = False) -> Snapshot:
+        """The whole state at one index; unless `stale`, first every write
+        committed anywhere (cluster mode, as Consul asks its leader)."""
+        if not stale:
+            await self.store.sync()
+        return dump(self.catalog)
+
+    async def restore(self, snapshot: Snapshot) -> Applied:
+        """Replace the whole state with a snapshot's, as one durable change
+        (all of it or nothing); every blocking query is woken."""
+        while True:
+            planned = restore_plan(self.catalog, snapshot.rows)
+            settled = self.store.conflict(planned)
+            if settled is not None:
+                await settled
+                continue
+            if planned.is_noop:
+                return Applied()
+            try:
+                entry = await self.store.commit(planned)
+            except Conflict as conflict:
+                await conflict.settled
+                continue
+            return Applied(index=entry.index)
+
     def _deliver(self, entry: Entry) -> None:
         """The store's callback: a durable entry, in index order."""
         self.catalog.apply(entry, now=self.now())
@@ -213,7 +241,10 @@ class Registry:
             if table == CHECKS and value is None:
                 node, _, check_id = key.partition("\x00")
                 self.check_states.forget((node, check_id))
-        self.watchers.notify(entry.topics)
+        if entry.replaces_all:
+            self.watchers.notify_all()
+        else:
+            self.watchers.notify(entry.topics)
         for listener in self._listeners:
             listener(entry)
 

@@ -1112,6 +1112,15 @@ CASES: list[Case] = [
         _acl("read"),
         body=lambda w: {"Name": "web"},
     ),
+    # issue 15b: snapshots (a management token), events, coordinates
+    Case("snapshot save", "GET", lambda w: "/v1/snapshot", _acl("write")),
+    Case(
+        "snapshot restore (not an archive)",
+        "PUT",
+        lambda w: "/v1/snapshot",
+        lambda caller: (allowed(can(caller, "acl", "", "write"), 400), None),
+        body=lambda w: {"not": "an archive"},
+    ),
 ]
 
 LEAVE = Case("agent leave", "PUT", lambda w: "/v1/agent/leave", _write("agent", "node"))

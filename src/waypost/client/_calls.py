@@ -446,3 +446,25 @@ def kv_delete_call(
         params.append(("cas", str(cas)))
     path = "/v1/kv/" + quote(key, safe="/") if recurse else _kv_path(key)
     return Call("DELETE", path, params=params, decode=_true)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def snapshot_save_call(*, stale: bool = False) -> Call[bytes]:
+    """`GET /v1/snapshot`: the archive's bytes (a gzipped tar)."""
+    params = [("stale", "")] if stale else []
+    return Call("GET", "/v1/snapshot", params=params, decode=_body)
+
+
+def _body(answer: Answer) -> bytes:
+    return answer.body
+
+
+def snapshot_restore_call(archive: bytes) -> Call[bool]:
+    """`PUT /v1/snapshot`: replace the registry's whole state."""
+    return Call("PUT", "/v1/snapshot", body=bytes(archive), decode=_accepted)
+
+
+def _accepted(answer: Answer) -> bool:
+    return True  # decode runs only for an accepted status; the body is empty

@@ -434,6 +434,18 @@ class Client:
         """Delete a key (or a prefix with `recurse`); False when `cas` failed."""
         return self._run(_calls.kv_delete_call(key, recurse=recurse, cas=cas))
 
+    # ------------------------------------------------------------ snapshots
+
+    def snapshot_save(self, *, stale: bool = False) -> bytes:
+        """The registry's whole state at one index, as an archive (a
+        gzipped tar; needs a management token with ACLs on)."""
+        return self._run(_calls.snapshot_save_call(stale=stale))
+
+    def snapshot_restore(self, archive: bytes) -> bool:
+        """Replace the registry's whole state with an archive's (all of it
+        or nothing; `RequestRejected` for a damaged archive)."""
+        return self._run(_calls.snapshot_restore_call(archive))
+
 
 class ServiceRegistration:
     """A registered instance and its heartbeat thread; see `Client.register`.

@@ -517,6 +517,25 @@ class Catalog:
             entries.append((node, service, checks))
         return entries
 
+    # ------------------------------------------------------------ snapshots
+
+    #: The tables `rows()` yields; a guard test keeps it equal to
+    #: `core/tables.TABLES`, so a new table cannot be left out of snapshots.
+    DUMPED_TABLES = frozenset({NODES, SERVICES, CHECKS, KV, *ACL_TABLES})
+
+    def rows(self) -> Iterator[Row]:
+        """Every durable row, table by table: the state at `self.index`
+        (a snapshot). Check outputs are the latest, as reads show them."""
+        for name in sorted(self.nodes):
+            yield NODES, name, self.nodes[name]
+        for service in self.all_services():
+            yield SERVICES, row_key(service.node, service.service_id), service
+        for check in self.all_checks():
+            yield CHECKS, row_key(check.node, check.check_id), check
+        for key in sorted(self._kv):
+            yield KV, key, self._kv[key]
+        yield from self.acl.all_rows()
+
     def counts(self) -> dict[str, int]:
         return {
             "nodes": len(self.nodes),

@@ -153,6 +153,10 @@ class Plan(msgspec.Struct, kw_only=True):
     output: tuple[str, str, str] | None = None
     #: False when a condition did not hold (a KV CAS): Consul answers `false`.
     ok: bool = True
+    #: A snapshot restore: the rows replace the whole state, kept verbatim
+    #: (their CreateIndex/ModifyIndex are the snapshot's); the plan read
+    #: everything, so any pending write conflicts with it.
+    replaces_all: bool = False
 
     @property
     def is_noop(self) -> bool:
@@ -170,10 +174,24 @@ class Entry(msgspec.Struct, kw_only=True):
     #: query answers an older index (an agent that listed after the delete
     #: never saw its topics, and must agree with one that did).
     floor: int = 0
+    #: A snapshot restore: every query's answer may have changed.
+    replaces_all: bool = False
 
 
 def stamp(plan: Plan, index: int) -> Entry:
-    """Give a plan's rows their index: ModifyIndex, and CreateIndex if new."""
+    """Give a plan's rows their index: ModifyIndex, and CreateIndex if new.
+
+    A restore keeps its rows' indexes; its own index is a floor for every
+    query (all of them may answer differently now).
+    """
+    if plan.replaces_all:
+        return Entry(
+            index=index,
+            rows=list(plan.rows),
+            topics=plan.topics,
+            floor=index,
+            replaces_all=True,
+        )
     rows: list[Row] = []
     for table, key, value in plan.rows:
         if value is not None:

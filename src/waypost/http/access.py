@@ -41,6 +41,7 @@ from waypost.http import (
     health,
     kv,
     operator,
+    snapshot as snapshots,
     status,
     telemetry,
 )
@@ -648,6 +649,9 @@ RULES: dict[Handler, Rule] = {
     # config entries (issue 15)
     config_entries.apply: Rule(_config_apply),
     config_entries.dispatch: Rule(_config_by_method, _config_list),
+    # issue 15b: snapshots (Consul: a management token, acl = "write"),
+    # events, agent reload, coordinates
+    snapshots.snapshot: Rule(_acl_write),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

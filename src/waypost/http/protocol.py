@@ -57,6 +57,11 @@ SLOW_HEAD = 1.0
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+#: A snapshot restore carries the whole state: its body may be this large
+#: (the archive is read whole, then decoded off the event loop).
+SNAPSHOT_PATH = b"/v1/snapshot"
+SNAPSHOT_MAX_BODY = 512 * 1024 * 1024
+
 #: Stands in for a connection's parser once it will parse no more. The parser
 #: and its protocol refer to each other: the agent collects cycles rarely
 #: (server.GC_THRESHOLD), and a parser may be holding 64 KiB of a refused head.
@@ -424,7 +429,7 @@ class HttpProtocol(asyncio.Protocol):
     def _watched_header(self, name: bytes, value: bytes) -> None:
         if name == b"expect":
             self._expect = value
-        elif value.isdigit() and int(value) > self._max_body:  # Content-Length
+        elif value.isdigit() and int(value) > self._body_limit():  # Content-Length
             raise self._body_too_large()  # before a byte of the body is read
 
     def on_headers_complete(self) -> None:
@@ -445,7 +450,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._max_body:
+        if self._body_size > self._max_body and self._body_size > self._body_limit():
             raise self._body_too_large()  # chunked: no Content-Length to check
         if self._body is None:
             self._body = bytearray(body)
@@ -486,9 +491,14 @@ class HttpProtocol(asyncio.Protocol):
             f"Request header fields too large: the limit is {self._max_head} bytes"
         )
 
+    def _body_limit(self) -> int:
+        if self._url.startswith(SNAPSHOT_PATH):
+            return max(self._max_body, SNAPSHOT_MAX_BODY)
+        return self._max_body
+
     def _body_too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"Request body too large: the limit is {self._max_body} bytes"
+            f"Request body too large: the limit is {self._body_limit()} bytes"
         )
 
     def _expect_continue(self) -> None:

@@ -18,6 +18,7 @@ from waypost.http import (
     health,
     kv,
     operator,
+    snapshot as snapshots,
     status,
     telemetry,
 )
@@ -139,6 +140,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     # config entries (issue 15)
     ("/v1/config", PUT, config_entries.apply),
     ("/v1/config/", GET_DELETE, config_entries.dispatch),
+    # issue 15b: snapshots, events, agent reload, coordinates
+    ("/v1/snapshot", GET_PUT, snapshots.snapshot),
 ]
 
 

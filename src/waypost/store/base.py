@@ -121,6 +121,8 @@ class PendingWrites:
         keys = self._keys
         if not keys:
             return None
+        if plan.replaces_all:  # a restore read everything
+            return self._future(next(iter(keys)))
         # Every row a plan writes it has read (it needs the old value), so
         # reads cover row writes. The two set keys are different: adding to
         # a node's items does not conflict with another addition, only with

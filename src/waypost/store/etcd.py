@@ -41,7 +41,7 @@ from waypost.config import EtcdConfig
 from waypost.core.catalog import Catalog
 from waypost.core.changes import KV, Entry, LockKey, Plan, Row, stamp
 from waypost.core.replica import diff, topics_of
-from waypost.exceptions import StartupError, StoreUnavailable
+from waypost.exceptions import PayloadTooLarge, StartupError, StoreUnavailable
 from waypost.metrics import etcd_revision
 from waypost.store.base import Conflict, Deliver, StoreHealth
 from waypost.store.etcd_client import (
@@ -74,6 +74,9 @@ FAIL_FAST_AFTER = 5.0
 APPLY_WAIT = 30.0
 #: How long `sync()` (?consistent) waits for the replica.
 SYNC_WAIT = 10.0
+#: etcd's --max-txn-ops (128 unless etcd was started with more): a snapshot
+#: restore is one transaction, so its rows must fit in one.
+MAX_TXN_OPS = int(os.environ.get("WAYPOST_ETCD_MAX_TXN_OPS", "128"))
 
 
 class EtcdStore:
@@ -440,6 +443,8 @@ class EtcdStore:
         (etcd would refuse the plan anyway)."""
         if not self._writing:
             return None
+        if plan.replaces_all:  # a restore read everything
+            return self._wait_for(next(iter(self._writing)))
         for key in plan.reads:
             if key in self._writing:
                 return self._wait_for(key)
@@ -494,6 +499,13 @@ class EtcdStore:
         )
         commit_id = self._new_commit_id()
         ops = self.layout.ops(plan, commit_id, self._catalog())
+        if plan.replaces_all and len(ops) > MAX_TXN_OPS:
+            # One transaction or nothing: a restore is never half applied.
+            raise PayloadTooLarge(
+                f"the snapshot has {len(ops)} rows and etcd applies at most"
+                f" {MAX_TXN_OPS} operations in one transaction; restart etcd with"
+                " a larger --max-txn-ops and set WAYPOST_ETCD_MAX_TXN_OPS to match"
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Entry] = loop.create_future()
         self._commits[commit_id] = (plan, future)

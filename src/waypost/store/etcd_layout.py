@@ -133,7 +133,12 @@ class Layout:
     ) -> list[Message]:
         """What the plan read, as etcd must still have it: each key at the
         revision the replica holds (0: absent); a prefix read whole (a
-        recursive KV delete): nothing newer than the replica."""
+        recursive KV delete): nothing newer than the replica. A restore read
+        every row: none may be newer than the replica."""
+        if plan.replaces_all:
+            return [
+                compare_mod(self.rows, applied + 1, range_end=prefix_end(self.rows))
+            ]
         compares = []
         for lock in plan.reads:
             table, name = lock
