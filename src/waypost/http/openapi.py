@@ -650,6 +650,13 @@ OPERATIONS: tuple[Op, ...] = (
        "/v1/acl/templated-policy/preview/{name}",
        "The policy a templated policy renders", ("token",),
        body=acl_wire.TEMPLATED_PREVIEW, answer=_ref("ACLPolicyOut")),
+    # issue 15b: snapshots, events, agent reload, coordinates
+    Op("/v1/snapshot", "GET", "/v1/snapshot",
+       "The whole state at one index: a gzipped tar (application/x-gzip)",
+       ("token", "dc", "stale")),
+    Op("/v1/snapshot", "PUT", "/v1/snapshot",
+       "Replace the whole state with a snapshot archive's", ("token", "dc"),
+       body="raw"),
 )  # fmt: skip
 
 # ---- operator, usage, config entries (issue 15)
