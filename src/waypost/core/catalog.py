@@ -521,7 +521,9 @@ class Catalog:
 
     #: The tables `rows()` yields; a guard test keeps it equal to
     #: `core/tables.TABLES`, so a new table cannot be left out of snapshots.
-    DUMPED_TABLES = frozenset({NODES, SERVICES, CHECKS, KV, *ACL_TABLES})
+    DUMPED_TABLES = frozenset(
+        {NODES, SERVICES, CHECKS, KV, *ACL_TABLES, *CONFIG_TABLES}
+    )
 
     def rows(self) -> Iterator[Row]:
         """Every durable row, table by table: the state at `self.index`
@@ -535,6 +537,7 @@ class Catalog:
         for key in sorted(self._kv):
             yield KV, key, self._kv[key]
         yield from self.acl.all_rows()
+        yield from self.config.all_rows()
 
     def counts(self) -> dict[str, int]:
         return {
