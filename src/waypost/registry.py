@@ -37,6 +37,7 @@ from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
 from waypost.core.checkstate import CheckStates
 from waypost.core.model import Check, HealthStatus
 from waypost.core.planner import check_key, plan, unknown_check
+from waypost.core.sessions import Session
 from waypost.core.snapshot import Snapshot, dump, restore_plan
 from waypost.core.watch import Watchers
 from waypost.exceptions import NotFound
@@ -314,6 +315,14 @@ class Registry:
         """Wait for background writes (shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def renew_session(self, session_id: str) -> Session | None:
+        """`/v1/session/renew`: the session's TTL timer starts over on this
+        agent (no write, no index, as Consul's leader keeps it in memory)."""
+        session = self.catalog.sessions.renew(session_id, self.now())
+        if session is not None:
+            self._notify_listeners_of_deadlines()
+        return session
 
     async def consistent(self) -> None:
         """`?consistent`: return once the catalog has every committed write."""

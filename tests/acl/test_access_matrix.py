@@ -1123,6 +1123,76 @@ CASES: list[Case] = [
     ),
 ]
 
+# ---- sessions (issue 15): `session` rules on the session's node; only the
+# management token has any here.
+
+
+def _probe_session(world: World) -> str:
+    for session in world.mgmt("GET", "/v1/session/list").json():
+        if session["Name"] == "matrix-probe":
+            return str(session["ID"])
+    created = world.mgmt("PUT", "/v1/session/create", {"Name": "matrix-probe"})
+    return str(created.json()["ID"])
+
+
+def _drop_new_sessions(world: World) -> None:
+    for session in world.mgmt("GET", "/v1/session/list").json():
+        if session["Name"] == "matrix-new":
+            world.mgmt("PUT", f"/v1/session/destroy/{session['ID']}")
+
+
+def _sessions_seen(caller: str) -> tuple[int, object]:
+    return 200, ["matrix-probe"] if can(caller, "session", "n", "read") else []
+
+
+def _session_names(response: httpx.Response) -> object:
+    return sorted(s["Name"] for s in response.json())
+
+
+CASES += [
+    Case(
+        "session create",
+        "PUT",
+        lambda w: "/v1/session/create",
+        _write("session", "n"),
+        body=lambda w: {"Name": "matrix-new"},
+        restore=_drop_new_sessions,
+    ),
+    Case(
+        "session renew",
+        "PUT",
+        lambda w: f"/v1/session/renew/{_probe_session(w)}",
+        _write("session", "n"),
+    ),
+    Case(
+        "session destroy",
+        "PUT",
+        lambda w: f"/v1/session/destroy/{_probe_session(w)}",
+        _write("session", "n"),
+    ),
+    Case(
+        "session info",
+        "GET",
+        lambda w: f"/v1/session/info/{_probe_session(w)}",
+        _sessions_seen,
+        visible=_session_names,
+    ),
+    Case(
+        "session node",
+        "GET",
+        lambda w: f"/v1/session/node/{w.node}",
+        _sessions_seen,
+        visible=_session_names,
+    ),
+    Case(
+        "session list",
+        "GET",
+        lambda w: "/v1/session/list",
+        _sessions_seen,
+        visible=_session_names,
+    ),
+]
+
 LEAVE = Case("agent leave", "PUT", lambda w: "/v1/agent/leave", _write("agent", "node"))
 
 

@@ -27,9 +27,10 @@ fresh `waypost agent --dev` per test, as upstream starts a fresh `consul agent
 * `Check.script("/bin/true", ...)` emits py-consul's DeprecationWarning, which
   this repository's pytest config turns into an error; upstream's does not.
 
-Tests needing Consul features waypost deliberately lacks (sessions, connect,
-ingress gateways) are kept and skipped with the feature named. Whole upstream
-files for ACL, sessions, events, txn, prepared queries, operator, coordinates,
+Tests needing Consul features waypost deliberately lacks (connect, ingress
+gateways) are kept and skipped with the feature named. Sessions and txn are
+in tests/compat/test_py_consul_sessions_upstream.py. Whole upstream files
+for ACL, events, prepared queries, operator, coordinates,
 connect, config entries, discovery chain and snapshots are not ported.
 """
 
@@ -957,9 +958,6 @@ class TestKV:
         index, data = c.kv.get("foo")
         assert data is None
 
-    @pytest.mark.skip(
-        reason="Consul sessions (/v1/session, KV acquire/release): not in waypost"
-    )
     def test_kv_acquire_release(self, consul_obj) -> None:
         c, _consul_version = consul_obj
 

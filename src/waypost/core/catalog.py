@@ -43,6 +43,7 @@ from waypost.core.model import (
     Node,
     Service,
 )
+from waypost.core.sessions import SESSIONS, DestroySession, Session, SessionState
 from waypost.core.topics import (
     T_CHECKS,
     T_NODES,
@@ -118,6 +119,8 @@ class Catalog:
         self.config = ConfigState()
         #: None: every check is this agent's (one agent, no cluster).
         self.ownership: Ownership | None = None
+        #: Sessions, the locks they hold, their TTL timers and lock-delays.
+        self.sessions = SessionState()
 
     # ------------------------------------------------------------ applying
 
@@ -125,6 +128,7 @@ class Catalog:
         """Load persisted rows (store start-up); TTL deadlines restart now."""
         for table, key, value in rows:
             self._apply_row(table, key, value, now, arm=True)
+        self.sessions.finish(None)
         self.index = max(self.index, index)
         self.restored_index = max(self.restored_index, index)
 
@@ -141,6 +145,7 @@ class Catalog:
                 arm=is_armed and (value.node, value.check_id) in arm,  # type: ignore[union-attr]
                 index=entry.index,
             )
+        self.sessions.finish(now)
         if entry.index > self.index:
             self.index = entry.index
         if entry.floor > self.restored_index:
@@ -190,6 +195,7 @@ class Catalog:
             else:
                 self._arm_reap(check, now)
         elif table == KV:
+            self.sessions.kv_changed(key, self._kv.get(key), value)  # type: ignore[arg-type]
             if value is None:
                 self._kv.pop(key, None)
                 self._kv_deleted[key] = index
@@ -200,6 +206,9 @@ class Catalog:
             self.acl.apply_row(table, key, value)
         elif table in CONFIG_TABLES:
             self.config.apply_row(table, key, value)
+        elif table == SESSIONS:
+            owned = value is not None and self._owns_session(value)  # type: ignore[arg-type]
+            self.sessions.apply_row(key, value, now, owned=owned)  # type: ignore[arg-type]
         else:  # pragma: no cover - a store bug, not user input
             raise ValueError(f"unknown row in table {table!r}")
 
@@ -321,6 +330,10 @@ class Catalog:
         else:
             self.reap.disarm(ckey)
 
+    def _owns_session(self, session: Session) -> bool:
+        """Whose TTL timer: the agent of the session's node (cluster mode)."""
+        return self.ownership is None or self.ownership.owns(session.node, session.id)
+
     def _disarm(self, ckey: CheckKey) -> None:
         if self._ttl_of.pop(ckey, None) is not None:
             self.ttl.disarm(ckey)
@@ -337,13 +350,21 @@ class Catalog:
                 self._arm_check(check, now)
             elif not owned and armed:
                 self._disarm(ckey)
+        for session in self.sessions.all():
+            owned = self._owns_session(session)
+            if owned != (session.id in self.sessions.ttl):
+                self.sessions.arm(session, now, owned=owned)
 
     # ------------------------------------------------------------ deadlines
 
     def next_deadline(self) -> float | None:
         live = [
             d
-            for d in (self.ttl.next_deadline(), self.reap.next_deadline())
+            for d in (
+                self.ttl.next_deadline(),
+                self.reap.next_deadline(),
+                self.sessions.ttl.next_deadline(),
+            )
             if d is not None
         ]
         return min(live) if live else None
@@ -391,6 +412,10 @@ class Catalog:
                         node=node, service_id=check.service_id, missing_ok=True
                     )
                 )
+        # Consul's session TTL timers (session_ttl.go): destroyed when due.
+        for session_id in self.sessions.ttl.pop_due(now):
+            if session_id in self.sessions.sessions:
+                changes.append(DestroySession(session_id=session_id))
         return changes
 
     def _is_braking(self, now: float, brake: Brake) -> bool:

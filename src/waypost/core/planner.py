@@ -48,6 +48,11 @@ from waypost.core.model import (
     Node,
     Service,
 )
+from waypost.core.sessions import (
+    SESSIONS,
+    invalidate_check,
+    invalidate_node,
+)
 from waypost.core.topics import (
     T_CHECKS,
     T_NODES,
@@ -215,6 +220,9 @@ class Draft:
             return found
         if table in CONFIG_TABLES:
             return self.catalog.config.row(table, key)
+
+        if table == SESSIONS:
+            return self.catalog.sessions.get(key)
         return self.catalog.acl.row(table, key)
 
     # ------------------------------------------------------------ writes
@@ -231,6 +239,7 @@ class Draft:
         self._set(NODES, node.name, node)
 
     def delete_node(self, name: str) -> None:
+        invalidate_node(self, name)
         self._set(NODES, name, None)
 
     def put_service(self, service: Service, *, is_new: bool) -> None:
@@ -251,11 +260,15 @@ class Draft:
         if old is None or old.service_id != check.service_id:
             self._service_set_changed(check)
         self._set(CHECKS, row_key(check.node, check.check_id), check)
+        if check.status is HealthStatus.CRITICAL and old is not None:
+            # Consul's ensureCheckTxn: a critical check ends its sessions.
+            invalidate_check(self, check.node, check.check_id)
 
     def delete_check(self, check: Check) -> None:
         self.writes.add((NODE_ITEMS, check.node))
         self._service_set_changed(check)
         self._set(CHECKS, row_key(check.node, check.check_id), None)
+        invalidate_check(self, check.node, check.check_id)
 
     def _service_set_changed(self, check: Check) -> None:
         if check.service_id:
@@ -635,3 +648,8 @@ from waypost.core.config.changes import CONFIG_TABLES  # noqa: E402
 from waypost.core.config.planner import PLANNERS as _CONFIG_PLANNERS  # noqa: E402
 
 _PLANNERS.update(_CONFIG_PLANNERS)
+
+# Sessions and locks (issue 15).
+from waypost.core.sessions import PLANNERS as _SESSION_PLANNERS  # noqa: E402
+
+_PLANNERS.update(_SESSION_PLANNERS)

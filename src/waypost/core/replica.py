@@ -27,6 +27,7 @@ from waypost.core.config.changes import (
     setting_topic,
 )
 from waypost.core.model import Check, Service
+from waypost.core.sessions import SESSIONS, T_SESSIONS
 from waypost.core.tables import LOAD_ORDER
 from waypost.core.topics import (
     T_ACL,
@@ -71,6 +72,8 @@ def topics_of(catalog: Catalog, rows: Iterable[Row]) -> set[Topic]:
                 if table == CONFIG_ENTRIES
                 else setting_topic(key)
             )
+        elif table == SESSIONS:
+            topics.add(T_SESSIONS)
         elif table == NODES:
             name = key
             topics.update((T_NODES, node_topic(name)))
@@ -111,6 +114,8 @@ def current_rows(catalog: Catalog) -> dict[tuple[str, str], object]:
         rows[(table, key)] = value
     for table, key, value in catalog.config.all_rows():
         rows[(table, key)] = value
+    for session in catalog.sessions.all():
+        rows[(SESSIONS, session.id)] = session
     return rows
 
 

@@ -22,6 +22,7 @@ from waypost.core.changes import CHECKS, KV, NODES, SERVICES
 from waypost.core.config.changes import CONFIG_ENTRIES, SETTINGS
 from waypost.core.config.model import ConfigEntry, Setting
 from waypost.core.model import Check, KVEntry, Node, Service
+from waypost.core.sessions import SESSIONS, Session
 
 TABLES: dict[str, type[msgspec.Struct]] = {
     NODES: Node,
@@ -37,6 +38,8 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     # config entries and cluster settings (core/config/)
     CONFIG_ENTRIES: ConfigEntry,
     SETTINGS: Setting,
+    # Sessions (issue 15): after nodes and checks, which they depend on.
+    SESSIONS: Session,
 }
 
 #: table -> its place in the load order.

@@ -41,6 +41,7 @@ from waypost.http import (
     health,
     kv,
     operator,
+    session as session_,
     snapshot as snapshots,
     status,
     telemetry,
@@ -556,6 +557,27 @@ def _eureka_apps(registry: Registry, request: Request, authz: Authorizer) -> Non
     require(authz, "service", eureka_mapping.service_name(parts[0]), access)
 
 
+# ---------------------------------------------------------------- sessions
+
+
+def _session_create(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Consul's Session.Apply: session write on the session's node."""
+    data = _body(request)
+    node = _field(data, "Node")
+    require(authz, "session", str(node or registry.config.node), WRITE)
+
+
+def _session_by_id(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """destroy, renew: session write on the node of the session named."""
+    found = registry.catalog.sessions.get(request.tail)
+    if found is not None:
+        require(authz, "session", found.node, WRITE)
+
+
+def _sessions(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(data, lambda s: authz.allows("session", s.get("Node", ""), READ))
+
+
 # ---------------------------------------------------------------- the table
 
 _NOTHING = Rule()
@@ -652,6 +674,13 @@ RULES: dict[Handler, Rule] = {
     # issue 15b: snapshots (Consul: a management token, acl = "write"),
     # events, agent reload, coordinates
     snapshots.snapshot: Rule(_acl_write),
+    # sessions (issue 15)
+    session_.create: Rule(_session_create),
+    session_.destroy: Rule(_session_by_id),
+    session_.renew: Rule(_session_by_id),
+    session_.info: Rule(None, _sessions),
+    session_.node: Rule(None, _sessions),
+    session_.list_: Rule(None, _sessions),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from waypost.core.changes import KVDelete, KVPut
+from waypost.core.sessions import KVLock, KVUnlock
 from waypost.core.topics import kv_prefix_topic, kv_topic
 from waypost.exceptions import InvalidRequest, PayloadTooLarge
 from waypost.http import wire
@@ -103,8 +104,6 @@ async def _put(registry: Registry, request: Request) -> Response:
     if not key:
         raise InvalidRequest("Missing key name")
     _reject_conflicting(request, "cas", "acquire", "release")
-    if request.has("acquire") or request.has("release"):
-        raise InvalidRequest("Sessions are not supported by waypost: acquire/release")
     if len(request.body) > MAX_VALUE:
         raise PayloadTooLarge(
             f"Request body({len(request.body)} bytes) too large, max size:"
@@ -113,6 +112,21 @@ async def _put(registry: Registry, request: Request) -> Response:
     # A PUT without ?flags stores 0: Consul's KVSPut builds a fresh DirEntry
     # (Flags: 0) and the state store keeps only the CreateIndex and session.
     flags = request.integer("flags", 0)
+    if request.has("acquire"):
+        change: KVPut | KVLock | KVUnlock = KVLock(
+            key=key,
+            value=request.body,
+            flags=flags or 0,
+            session=request.get("acquire"),
+            now=registry.now(),
+        )
+        return json_response((await registry.apply(change)).ok)
+    if request.has("release"):
+        release = request.get("release")
+        change = KVUnlock(
+            key=key, value=request.body, flags=flags or 0, session=release
+        )
+        return json_response((await registry.apply(change)).ok)
     cas = request.integer("cas")
     applied = await registry.apply(
         KVPut(key=key, value=request.body, flags=flags, cas=cas)

@@ -18,6 +18,7 @@ from waypost.http import (
     health,
     kv,
     operator,
+    session as session_,
     snapshot as snapshots,
     status,
     telemetry,
@@ -142,6 +143,13 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/config/", GET_DELETE, config_entries.dispatch),
     # issue 15b: snapshots, events, agent reload, coordinates
     ("/v1/snapshot", GET_PUT, snapshots.snapshot),
+    # sessions (issue 15)
+    ("/v1/session/create", PUT, session_.create),
+    ("/v1/session/destroy/", PUT, session_.destroy),
+    ("/v1/session/renew/", PUT, session_.renew),
+    ("/v1/session/info/", GET, session_.info),
+    ("/v1/session/node/", GET, session_.node),
+    ("/v1/session/list", GET, session_.list_),
 ]
 
 

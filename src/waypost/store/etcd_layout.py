@@ -36,6 +36,7 @@ from waypost.core.changes import (
 )
 from waypost.core.config.changes import CONFIG_TABLES
 from waypost.core.model import Check, Service
+from waypost.core.sessions import SESSIONS
 from waypost.core.tables import LOAD_ORDER, TABLES
 from waypost.store.etcd_client import (
     Message,
@@ -217,6 +218,8 @@ def revision_reader(catalog: Catalog) -> Callable[[str, str], int]:
             value = catalog.config.row(table, key)
         elif table in ACL_LOCKS:
             return 0  # a lock key, never a row: compared as absent
+        elif table == SESSIONS:
+            value = catalog.sessions.get(key)
         else:  # pragma: no cover - the planner only reads these
             raise ValueError(f"unknown table {table!r}")
         return int(value.modify_index) if value is not None else 0  # type: ignore[attr-defined]
