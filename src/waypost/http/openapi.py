@@ -78,8 +78,8 @@ PARAMETERS: dict[str, JSON] = {
     "raw": _query("raw", _PRESENCE, "The value itself, as text/plain."),
     "cas": _query("cas", _INT, "Check-and-set: write only at this ModifyIndex."),
     "flags": _query("flags", _INT, "Opaque uint64 stored with the key."),
-    "acquire": _query("acquire", _STR, "A session: not supported (400)."),
-    "release": _query("release", _STR, "A session: not supported (400)."),
+    "acquire": _query("acquire", _STR, "Take the key's lock for this session."),
+    "release": _query("release", _STR, "Give back the lock this session holds."),
     "note": _query("note", _STR, "The check's output."),
     "enable": {
         **_query("enable", _FLAG, "true: on, false: off."),
@@ -713,6 +713,31 @@ OPERATIONS += (
     Op("/v1/config/", "DELETE", "/v1/config/{kind}/{name}",
        "Delete a config entry (?cas: answers whether it did)", (*WRITE, "cas"),
        answer={"anyOf": [_TRUE, {"type": "object"}]}),
+)  # fmt: skip
+
+# Sessions (issue 15); the body is read back from http/session.py's decoder.
+from waypost.http import session as _session  # noqa: E402
+
+_SCALARS[_session.lock_delay_field] = {
+    "anyOf": [_STR, {"type": "number"}],
+    "description": "Go duration, or nanoseconds (under 1000: seconds)",
+}
+_SESSIONS: JSON = {"type": "array", "items": {"type": "object"}}
+OPERATIONS += (
+    Op("/v1/session/create", "PUT", "/v1/session/create", "Create a session",
+       WRITE, body=_session.SESSION, answer=_obj({"ID": _STR})),
+    Op("/v1/session/destroy/", "PUT", "/v1/session/destroy/{session_id}",
+       "Destroy a session (its locks released or deleted)", WRITE,
+       answer=_TRUE),
+    Op("/v1/session/renew/", "PUT", "/v1/session/renew/{session_id}",
+       "Restart a session's TTL", WRITE, answer=_SESSIONS),
+    Op("/v1/session/info/", "GET", "/v1/session/info/{session_id}",
+       "One session (an empty list if none)", READ, answer=_SESSIONS,
+       blocking=True),
+    Op("/v1/session/node/", "GET", "/v1/session/node/{node}",
+       "The sessions of a node", READ, answer=_SESSIONS, blocking=True),
+    Op("/v1/session/list", "GET", "/v1/session/list", "Every session", READ,
+       answer=_SESSIONS, blocking=True),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- the document

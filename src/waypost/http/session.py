@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 _LOCK_DELAY_MIN_NS = 1000
 
 
-def _lock_delay(value: object, path: str) -> object:
+def lock_delay_field(value: object, path: str) -> object:
     """structs.Session.UnmarshalJSON: a Go duration string or nanoseconds."""
     if isinstance(value, bool) or value is None:
         raise InvalidRequest(f"Request decode failed: {path}: invalid LockDelay")
@@ -69,7 +69,7 @@ SESSION = decode.Obj(
         "ID": decode.string,
         "Name": decode.string,
         "Node": decode.string,
-        "LockDelay": _lock_delay,
+        "LockDelay": lock_delay_field,
         "Behavior": decode.string,
         "TTL": decode.string,
         "Checks": decode.list_of(decode.string),
