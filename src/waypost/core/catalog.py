@@ -563,6 +563,8 @@ class Catalog:
             yield KV, key, self._kv[key]
         yield from self.acl.all_rows()
         yield from self.config.all_rows()
+        for session in self.sessions.all():
+            yield SESSIONS, session.id, session
 
     def counts(self) -> dict[str, int]:
         return {
