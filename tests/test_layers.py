@@ -54,6 +54,10 @@ RULES = {
         files("http"),
         ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),
     ),
+    "the dashboard (ui) never imports the agent, the stores or the runner": (
+        files("ui"),
+        ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),
+    ),
     "eureka never imports the agent, the stores or the runner": (
         files("eureka"),
         ("waypost.server", "waypost.store", "waypost.runner", "waypost.cli"),

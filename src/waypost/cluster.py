@@ -123,6 +123,11 @@ class Cluster:
         """Node names of the live agents (this one included)."""
         return self._live
 
+    @property
+    def ring(self) -> HashRing:
+        """The ring over the members etcd has (what `owns` asks); read-only."""
+        return self._ring
+
     def owns(self, node: str, check_id: str) -> bool:
         if node == self.node:
             return True

@@ -1121,6 +1121,26 @@ CASES: list[Case] = [
         lambda caller: (allowed(can(caller, "acl", "", "write"), 400), None),
         body=lambda w: {"not": "an archive"},
     ),
+    # ---- the web dashboard (waypost.ui)
+    Case("ui page", "GET", lambda w: "/ui/", _everyone()),
+    Case("ui redirect", "GET", lambda w: "/ui", _everyone(301)),
+    Case(
+        "ui services",
+        "GET",
+        lambda w: "/v1/internal/ui/services",
+        lambda c: (200, _visible_services(c)),
+        visible=lambda r: sorted(s["Name"] for s in r.json()),
+        hidden=_hidden_services,
+    ),
+    Case(
+        "ui nodes",
+        "GET",
+        lambda w: "/v1/internal/ui/nodes",
+        lambda c: (200, 2 if can(c, "node", "n", "read") else 0),
+        visible=lambda r: len(r.json()),
+        hidden=_hidden_services,
+    ),
+    Case("ui ring", "GET", lambda w: "/ui/api/ring", _read("operator", "")),
 ]
 
 # ---- sessions (issue 15): `session` rules on the session's node; only the

@@ -339,7 +339,7 @@ def test_an_endpoint_we_do_not_serve_is_404_whatever_the_method(
     assert _state(seeded) == before
 
 
-@pytest.mark.parametrize("path", ["/nope", "/ui/", "/index.html"])
+@pytest.mark.parametrize("path", ["/nope", "/web/", "/index.html"])
 def test_a_path_outside_v1_is_404_and_says_where_the_api_is(
     seeded: httpx.Client, path: str
 ) -> None:

@@ -49,6 +49,7 @@ from waypost.http import (
 from waypost.http.blocking import request_token
 from waypost.http.decode import decode_json
 from waypost.http.messages import Query, Request, Response, encode
+from waypost.ui import assets as ui_assets, handlers as ui
 
 if TYPE_CHECKING:
     from waypost.http.routes import Handler
@@ -531,6 +532,25 @@ def _kv_entries(authz: Authorizer, data: Any) -> tuple[Any, bool]:
 _kv_entries.empty_is_404 = True  # type: ignore[attr-defined]
 
 
+def _ui_services(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(data, lambda s: authz.allows("service", s.get("Name", ""), READ))
+
+
+def _ui_nodes(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    """Consul's NodeDump filter: the node, then its services and checks."""
+    nodes, removed = _catalog_nodes(authz, data)
+    kept = []
+    for node in nodes:
+        services, fewer = _keep(
+            node.get("Services") or [],
+            lambda s: authz.allows("service", s.get("Service", ""), READ),
+        )
+        checks, less = _checks(authz, node.get("Checks") or [])
+        removed = removed or fewer or less
+        kept.append({**node, "Services": services, "Checks": checks})
+    return kept, removed
+
+
 def _agent_health(registry: Registry, request: Request, authz: Authorizer) -> None:
     require(authz, "service", request.tail, READ)
 
@@ -681,6 +701,13 @@ RULES: dict[Handler, Rule] = {
     session_.info: Rule(None, _sessions),
     session_.node: Rule(None, _sessions),
     session_.list_: Rule(None, _sessions),
+    # the web dashboard: its files need no token (they hold no data); what
+    # the pages read is filtered as Consul's internal UI endpoints filter it
+    ui_assets.redirect: _NOTHING,
+    ui_assets.static: _NOTHING,
+    ui.ring: Rule(_operator_read),
+    ui.services: Rule(None, _ui_services),
+    ui.nodes: Rule(None, _ui_nodes),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

@@ -25,6 +25,7 @@ from waypost.http import (
 )
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
+from waypost.ui import assets as ui_assets, handlers as ui
 
 if TYPE_CHECKING:
     from waypost.registry import Registry
@@ -150,6 +151,13 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/session/info/", GET, session_.info),
     ("/v1/session/node/", GET, session_.node),
     ("/v1/session/list", GET, session_.list_),
+    # the web dashboard (waypost.ui): its files, Consul's internal UI
+    # summaries, and waypost's own ring view outside /v1
+    ("/ui", GET, ui_assets.redirect),
+    ("/ui/", GET, ui_assets.static),
+    ("/ui/api/ring", GET, ui.ring),
+    ("/v1/internal/ui/services", GET, ui.services),
+    ("/v1/internal/ui/nodes", GET, ui.nodes),
 ]
 
 
