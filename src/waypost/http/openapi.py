@@ -657,6 +657,16 @@ OPERATIONS: tuple[Op, ...] = (
     Op("/v1/snapshot", "PUT", "/v1/snapshot",
        "Replace the whole state with a snapshot archive's", ("token", "dc"),
        body="raw"),
+    # the web dashboard's summaries (issue 16; Consul's internal UI paths)
+    Op("/v1/internal/ui/services", "GET", "/v1/internal/ui/services",
+       "One summary row per service name (Consul's ServiceSummary, plus"
+       " Instances{Passing,Warning,Critical,Maintenance})", READ,
+       answer={"type": "array", "items": _obj({"Name": _STR, "Tags": _STRINGS,
+               "InstanceCount": _INT}, ["Name"])}, blocking=True),
+    Op("/v1/internal/ui/nodes", "GET", "/v1/internal/ui/nodes",
+       "Every node with its services and checks", READ,
+       answer={"type": "array", "items": _obj({"Node": _STR}, ["Node"])},
+       blocking=True),
 )  # fmt: skip
 
 # ---- operator, usage, config entries (issue 15)
