@@ -57,9 +57,11 @@ def register(agent: AgentProcess, name: str, sid: str, **extra: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def agent() -> Iterator[AgentProcess]:
-    """One agent with a small, varied catalog (the screenshots show it)."""
-    with run_agent(node="agent-1", extra_args=["--self-preservation", "off"]) as a:
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """One agent with a small, varied catalog (the screenshots show it), on
+    the durable SQLite store (so the health page has commits to time)."""
+    folder = tmp_path_factory.mktemp("ui-agent")
+    with run_agent(node="agent-1", dev=False, data_dir=folder) as a:
         ttl = {"TTL": "10m"}
         for i, verb in enumerate(["pass", "pass", "warn"], 1):
             register(
@@ -194,9 +196,8 @@ def test_every_page_loads_without_errors(
             tab = Tab(context.new_page(), agent)
             page = tab.open(PAGES[name])
             expect(page.locator(LOADED[name]).first).to_be_visible(timeout=10_000)
-            expect(page.locator("#live")).to_have_attribute(
-                "data-state", "live"
-            ) if name not in ("health", "nodes") else None
+            state = "polling" if name == "health" else "live"
+            expect(page.locator("#live")).to_have_attribute("data-state", state)
             suffix = "" if scheme == "light" else "-dark"
             page.screenshot(
                 path=str(screenshots / f"{name}-{size}{suffix}.png"), full_page=True

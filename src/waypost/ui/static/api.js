@@ -85,20 +85,26 @@ export function watch(path, { signal, onData, onError, wait = "55s", missingOk =
 
 /** A read repeated every `every` ms (for what has no blocking query). */
 export function poll(fn, { signal, every }) {
+  const status = document.getElementById("live");
   (async () => {
     while (!signal.aborted) {
       try {
         await fn();
+        if (status.dataset.state !== "live") setLive(status, "polling", every);
       } catch (error) {
         if (signal.aborted) return;
+        setLive(status, "error");
       }
       await pause(every, signal);
     }
   })();
 }
 
-function setLive(node, state) {
+function setLive(node, state, every = 0) {
   if (!node || node.dataset.state === state) return;
   node.dataset.state = state;
-  node.textContent = state === "live" ? "live: updates as the registry changes" : "reconnecting…";
+  node.textContent = {
+    live: "live: updates as the registry changes",
+    polling: `live: refreshed every ${every / 1000} s`,
+  }[state] || "reconnecting…";
 }

@@ -32,6 +32,9 @@ function route() {
   current = new AbortController();
   const main = document.getElementById("main");
   main.innerHTML = "";
+  const live = document.getElementById("live");
+  live.dataset.state = "idle";
+  live.textContent = "connecting…";
   if (!found) {
     main.innerHTML = `<h1>Not found</h1><p>No page at this address. <a href="#/services">Go to services</a>.</p>`;
     return;

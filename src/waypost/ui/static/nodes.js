@@ -76,8 +76,8 @@ function point(turn, radius) {
 function arcPath(start, end, outer, inner) {
   const large = end - start > 0.5 ? 1 : 0;
   const [x1, y1] = point(start, outer);
-  const [x2, y2] = point(end - 1e-6, outer);
-  const [x3, y3] = point(end - 1e-6, inner);
+  const [x2, y2] = point(end, outer);
+  const [x3, y3] = point(end, inner);
   const [x4, y4] = point(start, inner);
   const f = (v) => v.toFixed(2);
   return `M${f(x1)} ${f(y1)} A${outer} ${outer} 0 ${large} 1 ${f(x2)} ${f(y2)} L${f(x3)} ${f(y3)} A${inner} ${inner} 0 ${large} 0 ${f(x4)} ${f(y4)}Z`;
@@ -87,7 +87,11 @@ function drawRing(figure, legend, ring) {
   const members = ring.Members.map((m) => m.Name);
   const colour = (name) => `m${members.indexOf(name) % PALETTE}`;
   const totalChecks = ring.Members.reduce((sum, m) => sum + m.Checks, 0);
-  const arcs = ring.Arcs.map(([start, end, owner]) =>
+  // An SVG arc cannot close on itself: a long one is drawn as two halves.
+  const pieces = ring.Arcs.flatMap(([start, end, owner]) => (end - start > 0.5
+    ? [[start, (start + end) / 2, owner], [(start + end) / 2, end, owner]]
+    : [[start, end, owner]]));
+  const arcs = pieces.map(([start, end, owner]) =>
     `<path class="arc ${colour(owner)}" d="${arcPath(start, end, 92, 64)}"/>`).join("");
   const summary = ring.Mode === "single"
     ? `One agent (${ring.Self}): it owns the whole ring and every check.`

@@ -75,9 +75,12 @@ export function render(main, { signal }) {
 
   watch("/v1/internal/ui/services", {
     signal,
-    onData(data) {
+    onData(data, { response }) {
       services = data || [];
-      notice(message, "info", "");
+      const hidden = response.headers.get("X-Consul-Results-Filtered-By-ACLs") === "true";
+      notice(message, "info", hidden
+        ? "Some services are hidden: the ACL token in use may not read them. Enter another token in \"ACL token\" above to see more."
+        : "");
       recordPassing(services.map((s) => [s.Name, s.InstancesPassing]));
       const tags = [...new Set(services.flatMap((s) => s.Tags))].sort();
       const chosen = tagSelect.value;

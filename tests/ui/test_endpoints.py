@@ -1,0 +1,115 @@
+"""The dashboard's own reads over HTTP: the summaries' numbers, their
+blocking behaviour, the ring, the static files."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from waypost.testing import AgentProcess
+
+
+def _register(http: httpx.Client, name: str, sid: str, status: str) -> None:
+    body = {"Name": name, "ID": sid, "Tags": [sid], "Check": {"TTL": "10m"}}
+    assert http.put("/v1/agent/service/register", json=body).status_code == 200
+    verb = {"passing": "pass", "warning": "warn", "critical": "fail"}[status]
+    assert http.put(f"/v1/agent/check/{verb}/service:{sid}").status_code == 200
+
+
+def test_services_summary_counts_instances_by_status(
+    http: httpx.Client, unique: str
+) -> None:
+    for i, status in enumerate(["passing", "passing", "warning", "critical"]):
+        _register(http, unique, f"{unique}-{i}", status)
+    http.put(f"/v1/agent/service/maintenance/{unique}-1?enable=true")
+    rows = {r["Name"]: r for r in http.get("/v1/internal/ui/services").json()}
+    row = rows[unique]
+    assert row["InstanceCount"] == 4
+    assert (
+        row["InstancesPassing"],
+        row["InstancesWarning"],
+        row["InstancesCritical"],
+        row["InstancesMaintenance"],
+    ) == (1, 1, 1, 1)
+    assert row["Tags"] == sorted(f"{unique}-{i}" for i in range(4))
+    # Consul's check counts: every distinct check once (serfHealth included).
+    assert row["ChecksCritical"] == 2  # one TTL check, one maintenance check
+    assert row["Datacenter"] == "dc1" and row["Kind"] == ""
+
+
+def test_services_summary_is_one_blocking_query_woken_by_a_status_change(
+    http: httpx.Client, unique: str
+) -> None:
+    _register(http, unique, f"{unique}-0", "passing")
+    first = http.get("/v1/internal/ui/services")
+    index = int(first.headers["X-Consul-Index"])
+
+    def fail_soon() -> None:
+        time.sleep(0.2)  # the change must come while the query waits
+        http.put(f"/v1/agent/check/fail/service:{unique}-0")
+
+    started = time.monotonic()
+    threading.Thread(target=fail_soon).start()
+    woken = http.get(f"/v1/internal/ui/services?index={index}&wait=30s")
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, elapsed  # woken by the change, not by the 30 s wait
+    assert int(woken.headers["X-Consul-Index"]) > index
+    row = next(r for r in woken.json() if r["Name"] == unique)
+    assert row["InstancesCritical"] == 1
+
+
+def test_nodes_summary_lists_services_and_checks(
+    http: httpx.Client, unique: str, shared_agent: AgentProcess
+) -> None:
+    _register(http, unique, f"{unique}-0", "passing")
+    nodes = {n["Node"]: n for n in http.get("/v1/internal/ui/nodes").json()}
+    node = nodes[shared_agent.node]
+    assert f"{unique}-0" in [s["ID"] for s in node["Services"]]
+    assert f"service:{unique}-0" in [c["CheckID"] for c in node["Checks"]]
+
+
+def test_the_ring_of_one_agent_is_the_whole_circle(
+    http: httpx.Client, shared_agent: AgentProcess
+) -> None:
+    ring = http.get("/ui/api/ring").json()
+    assert ring["Mode"] == "single"
+    assert ring["Arcs"] == [[0.0, 1.0, shared_agent.node]]
+    (member,) = ring["Members"]
+    assert member["Name"] == shared_agent.node and member["Share"] == 1.0
+    checks = len(http.get("/v1/health/state/any").json())
+    assert member["Checks"] == checks
+
+
+@pytest.mark.parametrize("path", ["/v1/internal/ui/services", "/v1/internal/ui/nodes"])
+def test_another_datacenter_is_a_400(http: httpx.Client, path: str) -> None:
+    response = http.get(f"{path}?dc=elsewhere")
+    assert response.status_code == 400
+    assert response.text == "No path to datacenter"
+
+
+def test_unknown_internal_paths_stay_404(http: httpx.Client) -> None:
+    response = http.get("/v1/internal/ui/catalog-overview")
+    assert response.status_code == 404
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(
+    http: httpx.Client,
+) -> None:
+    page = http.get("/ui/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert '<script type="module" src="app.js">' in page.text
+    script = http.get("/ui/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    again = http.get("/ui/app.js", headers={"If-None-Match": script.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    # A page's address (routed in the browser) is the page; a file is not.
+    assert http.get("/ui/services/web").text == page.text
+    assert http.get("/ui/nope.js").status_code == 404
+    moved = http.get("/ui")
+    assert moved.status_code == 301 and moved.headers["location"] == "/ui/"
+    assert http.post("/ui/").status_code == 405
