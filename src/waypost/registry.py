@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -35,6 +35,7 @@ from waypost.core.brake import Brake, BrakeSettings
 from waypost.core.catalog import Catalog
 from waypost.core.changes import CHECKS, Change, Entry, UpdateCheck
 from waypost.core.checkstate import CheckStates
+from waypost.core.events import T_EVENTS, EventBuffer, UserEvent, matches, validate
 from waypost.core.model import Check, HealthStatus
 from waypost.core.planner import check_key, plan, unknown_check
 from waypost.core.sessions import Session
@@ -102,6 +103,12 @@ class Registry:
         self.agent_tokens: dict[str, str] = {}
         #: Cluster mode: the live agents, the etcd members (None: one agent).
         self.cluster: Cluster | None = None
+        #: The user events this agent received whose filters match it.
+        self.events = EventBuffer()
+        self._event_clock = 0
+        #: Set by the agent in cluster mode: send an encoded event to every
+        #: agent, returning once this one received it (None: one agent).
+        self.broadcast_event: Callable[[UserEvent], Awaitable[None]] | None = None
         store.bind(self._deliver)
 
     def now(self) -> float:
@@ -207,6 +214,32 @@ class Registry:
                 await conflict.settled
                 continue
             return Applied(ok=planned.ok, index=entry.index)
+
+    # ------------------------------------------------------------ events
+
+    async def fire_event(self, event: UserEvent) -> None:
+        """Send a user event to every agent (`InvalidRequest` for bad
+        filters or an event over serf's size limit)."""
+        validate(event)
+        if self.broadcast_event is None:
+            self.receive_event(event)
+        else:
+            await self.broadcast_event(event)
+
+    def receive_event(self, event: UserEvent, ltime: int | None = None) -> None:
+        """An event arrived (from this agent or, in cluster mode, through
+        etcd with its revision as Lamport time): keep it if it is for us."""
+        if ltime is None:
+            self._event_clock += 1
+            ltime = self._event_clock
+        else:
+            self._event_clock = max(self._event_clock, ltime)
+        node = self.config.node
+        services = [(s.name, s.tags) for s in self.catalog.node_services(node)]
+        if not matches(event, node=node, services=services):
+            return
+        if self.events.add(msgspec.structs.replace(event, ltime=ltime)):
+            self.watchers.notify([T_EVENTS])
 
     # ------------------------------------------------------------ snapshots
 

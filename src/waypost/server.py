@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from waypost import __version__
 from waypost.config import CONSUL_API_VERSION, PORT_OFF, AgentConfig
+from waypost.core import events
 from waypost.core.changes import (
     CHECKS,
     Entry,
@@ -286,7 +287,20 @@ def _open_cluster(agent: Agent) -> Cluster | None:
         lease_ttl=agent.config.etcd.member_lease,
     )
     agent.registry.cluster = cluster
+    # User events reach every agent through etcd (keys on short leases).
+    agent.registry.broadcast_event = lambda event: store.broadcast(events.encode(event))
+    store.on_event(
+        lambda value, revision: _receive_event(agent.registry, value, revision)
+    )
     return cluster
+
+
+def _receive_event(registry: Registry, value: bytes, revision: int) -> None:
+    event = events.decode(value)
+    if event is None:
+        logger.error("ignoring a user event that does not decode")
+        return
+    registry.receive_event(event, ltime=revision)
 
 
 async def run_agent(config: AgentConfig) -> None:

@@ -1141,6 +1141,13 @@ CASES: list[Case] = [
         hidden=_hidden_services,
     ),
     Case("ui ring", "GET", lambda w: "/ui/api/ring", _read("operator", "")),
+    Case(
+        "event fire",
+        "PUT",
+        lambda w: "/v1/event/fire/deploy",
+        _write("event", "deploy"),
+    ),
+    Case("event list", "GET", lambda w: "/v1/event/list", _everyone()),
 ]
 
 # ---- sessions (issue 15): `session` rules on the session's node; only the

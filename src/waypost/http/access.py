@@ -38,6 +38,7 @@ from waypost.http import (
     catalog,
     compact,
     config_entries,
+    events,
     health,
     kv,
     operator,
@@ -598,6 +599,17 @@ def _sessions(authz: Authorizer, data: Any) -> tuple[Any, bool]:
     return _keep(data, lambda s: authz.allows("session", s.get("Node", ""), READ))
 
 
+# ---------------------------------------------------------------- issue 15b
+def _event_write(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Consul's Internal.EventFire: event:write on the event's name."""
+    require(authz, "event", request.tail, WRITE)
+
+
+def _events(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    """Consul's EventList: only the events the token may read (event:read)."""
+    return _keep(data, lambda e: authz.allows("event", e.get("Name", ""), READ))
+
+
 # ---------------------------------------------------------------- the table
 
 _NOTHING = Rule()
@@ -708,6 +720,8 @@ RULES: dict[Handler, Rule] = {
     ui.ring: Rule(_operator_read),
     ui.services: Rule(None, _ui_services),
     ui.nodes: Rule(None, _ui_nodes),
+    events.fire: Rule(_event_write),
+    events.list_: Rule(None, _events),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

@@ -99,6 +99,11 @@ PARAMETERS: dict[str, JSON] = {
     "servicename": _query(
         "servicename", _STR, "Only tokens with this service identity."
     ),
+    # issue 15b: events
+    "event-name": _query("name", _STR, "Only events of this name."),
+    "event-node": _query("node", _STR, "Regexp: the agents' node names."),
+    "event-service": _query("service", _STR, "Regexp: the agents' services."),
+    "event-tag": _query("tag", _STR, "Regexp: tags of the matched service."),
 }
 
 BLOCKING = ("index", "wait", "stale", "consistent", "cached")
@@ -247,6 +252,19 @@ RESPONSES: dict[str, JSON] = {
             "Checks": _nullable({"type": "array", "items": _ref("HealthCheck")}),
         },
         ["AggregatedStatus"],
+    ),
+    "UserEvent": _obj(
+        {
+            "ID": _STR,
+            "Name": _STR,
+            "Payload": _nullable({"type": "string", "contentEncoding": "base64"}),
+            "NodeFilter": _STR,
+            "ServiceFilter": _STR,
+            "TagFilter": _STR,
+            "Version": _INT,
+            "LTime": _INT,
+        },
+        ["ID", "Name", "Payload", "Version", "LTime"],
     ),
     "KVPair": _obj(
         {
@@ -667,6 +685,15 @@ OPERATIONS: tuple[Op, ...] = (
        "Every node with its services and checks", READ,
        answer={"type": "array", "items": _obj({"Node": _STR}, ["Node"])},
        blocking=True),
+    Op("/v1/event/fire/", "PUT", "/v1/event/fire/{name}",
+       "Fire a user event to every agent (the body is its payload)",
+       ("token", "dc", "event-node", "event-service", "event-tag"), body="raw",
+       answer=_ref("UserEvent")),
+    Op("/v1/event/list", "GET", "/v1/event/list",
+       "The user events this agent received, oldest first",
+       ("token", "event-name", "index", "wait", "event-node", "event-service",
+        "event-tag"),
+       answer=_list("UserEvent")),
 )  # fmt: skip
 
 # ---- operator, usage, config entries (issue 15)

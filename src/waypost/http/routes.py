@@ -15,6 +15,7 @@ from waypost.http import (
     agent,
     catalog,
     config_entries,
+    events,
     health,
     kv,
     operator,
@@ -158,6 +159,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/ui/api/ring", GET, ui.ring),
     ("/v1/internal/ui/services", GET, ui.services),
     ("/v1/internal/ui/nodes", GET, ui.nodes),
+    ("/v1/event/fire/", PUT, events.fire),
+    ("/v1/event/list", GET, events.list_),
 ]
 
 

@@ -15,6 +15,7 @@ from sys import intern
 
 import msgspec
 
+from waypost.core.events import UserEvent
 from waypost.core.model import (
     Check,
     CheckDefinition,
@@ -584,3 +585,22 @@ def kv_json(entry: KVEntry) -> JSON:
 
 def _weights_json(weights: Weights) -> JSON:
     return {"Passing": weights.passing, "Warning": weights.warning}
+
+
+# ---------------------------------------------------------------- events
+
+
+def event_json(event: UserEvent) -> JSON:
+    """Consul's UserEvent as its HTTP API shows it (Payload base64, or null)."""
+    return {
+        "ID": event.id,
+        "Name": event.name,
+        "Payload": base64.b64encode(event.payload).decode()
+        if event.payload is not None
+        else None,
+        "NodeFilter": event.node_filter,
+        "ServiceFilter": event.service_filter,
+        "TagFilter": event.tag_filter,
+        "Version": event.version,
+        "LTime": event.ltime,
+    }

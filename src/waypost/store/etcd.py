@@ -54,6 +54,7 @@ from waypost.store.etcd_client import (
     Message,
     TLSFiles,
     op_get,
+    op_put,
 )
 from waypost.store.etcd_layout import ORDER, Layout, Member, revision_reader
 
@@ -76,6 +77,8 @@ APPLY_WAIT = 30.0
 SYNC_WAIT = 10.0
 #: etcd's --max-txn-ops (128 unless etcd was started with more): a snapshot
 #: restore is one transaction, so its rows must fit in one.
+#: How long a user event's key lives in etcd (agents watching get it at once).
+EVENT_TTL = 30
 MAX_TXN_OPS = int(os.environ.get("WAYPOST_ETCD_MAX_TXN_OPS", "128"))
 
 
@@ -98,6 +101,7 @@ class EtcdStore:
         #: Live agents by node name.
         self.members: dict[str, Member] = {}
         self._member_listeners: list[Callable[[], None]] = []
+        self._event_listeners: list[Callable[[bytes, int], None]] = []
         self._initial: list[list[Row]] = []
         self._initial_floor = 0
         self._floor = 0
@@ -166,6 +170,28 @@ class EtcdStore:
     def on_members(self, listener: Callable[[], None]) -> None:
         """Call `listener()` after the set of live agents changed."""
         self._member_listeners.append(listener)
+
+    def on_event(self, listener: Callable[[bytes, int], None]) -> None:
+        """Call `listener(value, revision)` for every user event put under
+        `e/` by any agent (this one included), as the watch brings it."""
+        self._event_listeners.append(listener)
+
+    async def broadcast(self, value: bytes) -> None:
+        """Deliver a user event to every agent: a key under `e/` on a lease of
+        `EVENT_TTL` seconds; returns once this agent's watch brought it."""
+        # A task of its own: the caller may be an inline handler (no task).
+        await asyncio.get_running_loop().create_task(self._broadcast(value))
+
+    async def _broadcast(self, value: bytes) -> None:
+        try:
+            lease, _ttl = await self.client.lease_grant(EVENT_TTL)
+            key = self.layout.events + os.urandom(12).hex().encode()
+            response = await self.client.txn([], [op_put(key, value, lease)], [])
+        except EtcdError as exc:
+            raise StoreUnavailable(
+                f"could not send the event through etcd: {exc}"
+            ) from exc
+        await self._wait_reached(int(response.header.revision), SYNC_WAIT)
 
     def _start_tasks(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,6 +285,7 @@ class EtcdStore:
         commit_id = b""
         floor = 0
         members_changed = False
+        user_events: list[bytes] = []
         for event in events:
             kv = event.kv
             key = bytes(kv.key)
@@ -281,6 +308,9 @@ class EtcdStore:
                     self.members.pop(node, None)
                 else:
                     self.members[node] = member
+            elif key.startswith(self.layout.events):
+                if not deleted:
+                    user_events.append(bytes(kv.value))
             elif key == self.layout.rev_key and not deleted:
                 commit_id = bytes(kv.value)
             elif key == self.layout.del_key and not deleted:
@@ -299,6 +329,9 @@ class EtcdStore:
         if members_changed:
             for listener in self._member_listeners:
                 listener()
+        for value in user_events:
+            for event_listener in self._event_listeners:
+                event_listener(value, revision)
 
     def _deliver_entry(
         self,

@@ -75,6 +75,8 @@ class Layout:
         self.rows = root + b"/r/"
         self.locks = root + b"/l/"
         self.members = root + b"/m/"
+        #: User events, each on a short lease: every agent's watch sees them.
+        self.events = root + b"/e/"
         self.rev_key = root + b"/rev"
         self.del_key = root + b"/del"
         self._encoder = msgspec.msgpack.Encoder()
