@@ -547,7 +547,7 @@ class Catalog:
     #: The tables `rows()` yields; a guard test keeps it equal to
     #: `core/tables.TABLES`, so a new table cannot be left out of snapshots.
     DUMPED_TABLES = frozenset(
-        {NODES, SERVICES, CHECKS, KV, *ACL_TABLES, *CONFIG_TABLES}
+        {NODES, SERVICES, CHECKS, KV, SESSIONS, *ACL_TABLES, *CONFIG_TABLES}
     )
 
     def rows(self) -> Iterator[Row]:
