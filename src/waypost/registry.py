@@ -66,6 +66,8 @@ class Applied(msgspec.Struct, frozen=True):
     ok: bool = True
     #: The index the change took; None when it changed nothing durable.
     index: int | None = None
+    #: What the change answers besides ok (`/v1/txn`: core.txn.TxnAnswer).
+    result: object = None
 
 
 class Registry:
@@ -207,13 +209,13 @@ class Registry:
                 if planned.arm:
                     self.catalog.arm(planned.arm, now)
                     self._notify_listeners_of_deadlines()
-                return Applied(ok=planned.ok)
+                return Applied(ok=planned.ok, result=planned.result)
             try:
                 entry = await self.store.commit(planned)
             except Conflict as conflict:
                 await conflict.settled
                 continue
-            return Applied(ok=planned.ok, index=entry.index)
+            return Applied(ok=planned.ok, index=entry.index, result=planned.result)
 
     # ------------------------------------------------------------ events
 

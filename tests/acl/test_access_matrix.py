@@ -1218,6 +1218,22 @@ CASES += [
         _sessions_seen,
         visible=_session_names,
     ),
+    # ---- transactions: every operation's own rule
+    Case(
+        "txn kv read",
+        "PUT",
+        lambda w: "/v1/txn",
+        _read("key", "web/config"),
+        body=lambda w: [{"KV": {"Verb": "get", "Key": "web/config"}}],
+    ),
+    Case(
+        "txn kv write",
+        "PUT",
+        lambda w: "/v1/txn",
+        _write("key", "web/tmp"),
+        body=lambda w: [{"KV": {"Verb": "set", "Key": "web/tmp", "Value": "eA=="}}],
+        restore=lambda w: w.mgmt("PUT", "/v1/kv/web/tmp", "v") and None,
+    ),
 ]
 
 LEAVE = Case("agent leave", "PUT", lambda w: "/v1/agent/leave", _write("agent", "node"))

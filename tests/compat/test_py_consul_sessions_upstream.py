@@ -24,6 +24,7 @@ agent -dev`. Literal adaptations are marked `# ported:` inline.
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import consul
@@ -89,6 +90,22 @@ class TestSession:
         assert data is None
 
 
+# -------------------------------------------------------------- tests/api/test_txn.py
+
+
+class TestTxn:
+    def test_transaction(self, consul_obj) -> None:
+        c, _consul_version = consul_obj
+        value = base64.b64encode(b"1").decode("utf8")
+        d = {"KV": {"Verb": "set", "Key": "asdf", "Value": value}}
+        r = c.txn.put([d])
+        assert r["Errors"] is None
+
+        d = {"KV": {"Verb": "get", "Key": "asdf"}}
+        r = c.txn.put([d])
+        assert r["Results"][0]["KV"]["Value"] == value
+
+
 # -------------------------------------------------------------- tests/test_aio.py
 
 
@@ -122,3 +139,15 @@ class TestAsyncClients:
         index, services = c.session.list(index=index)
         assert services == []
         fut.join()
+
+    # criteo test_aio.py::test_transaction
+    def test_transaction(self, consul_obj) -> None:
+        c, _consul_version = consul_obj
+        value = base64.b64encode(b"1").decode("utf8")
+        d = {"KV": {"Verb": "set", "Key": "asdf", "Value": value}}
+        r = c.txn.put([d])
+        assert r["Errors"] is None
+
+        d = {"KV": {"Verb": "get", "Key": "asdf"}}
+        r = c.txn.put([d])
+        assert r["Results"][0]["KV"]["Value"] == value

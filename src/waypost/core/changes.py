@@ -153,6 +153,8 @@ class Plan(msgspec.Struct, kw_only=True):
     output: tuple[str, str, str] | None = None
     #: False when a condition did not hold (a KV CAS): Consul answers `false`.
     ok: bool = True
+    #: What the change answers besides ok (a `/v1/txn`'s results, errors).
+    result: object = None
     #: A snapshot restore: the rows replace the whole state, kept verbatim
     #: (their CreateIndex/ModifyIndex are the snapshot's); the plan read
     #: everything, so any pending write conflicts with it.

@@ -114,6 +114,8 @@ class Draft:
         self.topics: set[Topic] = set()
         self.arm: list[CheckKey] = []
         self.prefix_reads: list[str] = []
+        #: What the change answers besides ok (a `/v1/txn`'s results).
+        self.result: object = None
 
     def plan(self, *, ok: bool = True) -> Plan:
         return Plan(
@@ -124,6 +126,7 @@ class Draft:
             prefix_reads=self.prefix_reads,
             arm=self.arm,
             ok=ok,
+            result=self.result,
         )
 
     # ------------------------------------------------------------ reads
@@ -653,3 +656,19 @@ _PLANNERS.update(_CONFIG_PLANNERS)
 from waypost.core.sessions import PLANNERS as _SESSION_PLANNERS  # noqa: E402
 
 _PLANNERS.update(_SESSION_PLANNERS)
+
+
+# Other modules' planners register themselves (`core/txn.py`); the txn
+# planner runs these, on its one Draft.
+def register(kind: type[Change], planner: Callable[[Draft, Any], bool | None]) -> None:
+    _PLANNERS[kind] = planner
+
+
+plan_kv_put = _kv_put
+plan_kv_delete = _kv_delete
+plan_register_node = _register_node
+plan_register_service = _register_service
+plan_register_check = _register_check
+plan_deregister_node = _deregister_node
+plan_deregister_service = _deregister_service
+plan_deregister_check = _deregister_check

@@ -46,6 +46,7 @@ from waypost.http import (
     snapshot as snapshots,
     status,
     telemetry,
+    txn as txn_,
 )
 from waypost.http.blocking import request_token
 from waypost.http.decode import decode_json
@@ -608,6 +609,36 @@ def _event_write(registry: Registry, request: Request, authz: Authorizer) -> Non
 def _events(authz: Authorizer, data: Any) -> tuple[Any, bool]:
     """Consul's EventList: only the events the token may read (event:read)."""
     return _keep(data, lambda e: authz.allows("event", e.get("Name", ""), READ))
+def _txn(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Every operation's own rule (Consul's Txn.preCheck and read filter).
+
+    # differs: Consul answers a refused operation as a 409 TxnError
+    # "Permission denied"; here the whole request is a 403, before anything
+    # is planned, as for every other route."""
+    catalog_ = registry.catalog
+    for op in txn_.to_ops(registry, request.body):
+        if isinstance(op, txn_.KVOp):
+            if op.verb == "delete-tree":
+                if not authz.allows_key_write_prefix(op.key):
+                    raise denied(authz, "key", WRITE, op.key)
+            else:
+                access = WRITE if txn_.is_write(op) else READ
+                require(authz, "key", op.key, access)
+        elif isinstance(op, txn_.NodeOp):
+            require(authz, "node", op.node.name, READ if op.verb == txn_.GET else WRITE)
+        elif isinstance(op, txn_.ServiceOp):
+            found = catalog_.node_service(op.node, op.service.service_id)
+            name = op.service.name or (found.name if found else "")
+            require(authz, "service", name, READ if op.verb == txn_.GET else WRITE)
+        else:
+            check = op.check
+            access = READ if op.verb == txn_.GET else WRITE
+            if check.service_id:
+                found = catalog_.node_service(check.node, check.service_id)
+                name = found.name if found else check.service_id
+                require(authz, "service", name, access)
+            else:
+                require(authz, "node", check.node, access)
 
 
 # ---------------------------------------------------------------- the table
@@ -722,6 +753,8 @@ RULES: dict[Handler, Rule] = {
     ui.nodes: Rule(None, _ui_nodes),
     events.fire: Rule(_event_write),
     events.list_: Rule(None, _events),
+    # transactions (issue 15)
+    txn_.txn: Rule(_txn),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

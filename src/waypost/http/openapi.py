@@ -753,12 +753,13 @@ OPERATIONS += (
 )  # fmt: skip
 
 # Sessions (issue 15); the body is read back from http/session.py's decoder.
-from waypost.http import session as _session  # noqa: E402
+from waypost.http import session as _session, txn as _txn  # noqa: E402
 
 _SCALARS[_session.lock_delay_field] = {
     "anyOf": [_STR, {"type": "number"}],
     "description": "Go duration, or nanoseconds (under 1000: seconds)",
 }
+_SCALARS[_txn.base64_field] = {"type": "string", "contentEncoding": "base64"}
 _SESSIONS: JSON = {"type": "array", "items": {"type": "object"}}
 OPERATIONS += (
     Op("/v1/session/create", "PUT", "/v1/session/create", "Create a session",
@@ -775,6 +776,10 @@ OPERATIONS += (
        "The sessions of a node", READ, answer=_SESSIONS, blocking=True),
     Op("/v1/session/list", "GET", "/v1/session/list", "Every session", READ,
        answer=_SESSIONS, blocking=True),
+    Op("/v1/txn", "PUT", "/v1/txn",
+       "KV, node, service and check operations, all or nothing (409: Errors)",
+       WRITE, body=_txn.TXN, answer=_obj({"Results": {}, "Errors": {}}),
+       also=(409,)),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- the document

@@ -23,6 +23,7 @@ from waypost.http import (
     snapshot as snapshots,
     status,
     telemetry,
+    txn as txn_,
 )
 from waypost.http.errors import method_not_allowed
 from waypost.http.messages import Query, Request, Response, text_response
@@ -161,6 +162,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/internal/ui/nodes", GET, ui.nodes),
     ("/v1/event/fire/", PUT, events.fire),
     ("/v1/event/list", GET, events.list_),
+    # transactions (issue 15)
+    ("/v1/txn", PUT, txn_.txn),
 ]
 
 
