@@ -821,7 +821,13 @@ class ZooKeeper:
         return self.clients[0]
 
     def _connect(self) -> KazooClient:
-        client = KazooClient(hosts=f"127.0.0.1:{self.server.port}", timeout=30)
+        # Reconnect attempts at most 1 s apart (kazoo's default backs off to
+        # 60 s): after `restart` the session must be resumed within its
+        # timeout of the server's start, however long the JVM took to start.
+        retry = {"max_tries": -1, "delay": 0.1, "backoff": 1.5, "max_delay": 1.0}
+        client = KazooClient(
+            hosts=f"127.0.0.1:{self.server.port}", timeout=30, connection_retry=retry
+        )
         client.start(timeout=20)
         self.clients.append(client)
         return client

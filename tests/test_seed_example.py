@@ -93,7 +93,7 @@ def test_seed_flask_app_registers_heartbeats_and_deregisters(
         assert seed.text == "Service registered"
         services = api.get("/v1/agent/services").json()
         assert services["8080"]["Service"] == "example-service"
-        assert "did you mean port=8080?" in agent.log
+        agent.wait_for_log("did you mean port=8080?")
     finally:
         app.send_signal(signal.SIGTERM)
         code = app.wait(15)

@@ -173,6 +173,20 @@ class AgentProcess:
     def log(self) -> str:
         return "".join(self.log_lines)
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Wait until `text` appears in the agent's log; return the log.
+
+        The log is read by a thread from the agent's stderr, so a line the
+        agent wrote before answering a request may reach `log` only after
+        the answer reaches the test: assert on it through this, not `log`.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the agent's log:\n{log}")
+            time.sleep(0.01)
+        return log
+
 
 @contextlib.contextmanager
 def run_agent(**kwargs: object) -> Iterator[AgentProcess]:

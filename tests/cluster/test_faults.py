@@ -304,7 +304,7 @@ def test_an_agent_paused_past_a_compaction_catches_up_by_itself(
     # Woken by the catch-up, long before its 25 s wait: an answer, no error.
     assert woken and woken[0].status_code == 200
     assert index_of(woken[0]) > index_of(before)
-    assert "listing again" in agents.process("c").log
+    agents.process("c").wait_for_log("listing again")
     assert index_of(c.get("/v1/kv/paused/k0")) <= revision
     # And it goes on following writes.
     a.put("/v1/kv/paused/later", content=b"y").raise_for_status()

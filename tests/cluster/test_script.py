@@ -87,9 +87,15 @@ def test_the_cluster_script_starts_three_agents_on_three_etcd_members(
         script.send_signal(signal.SIGINT)
         try:
             script.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait()
+            logs = "".join(
+                f"--- {log.name}\n{log.read_text()}"
+                for log in sorted((tmp_path / "cluster").glob("agent*.log"))
+            )
+            pytest.fail(f"scripts/cluster still ran 60 s after Ctrl-C:\n{logs}")
         finally:
-            if script.poll() is None:
-                os.killpg(script.pid, signal.SIGKILL)
             assert script.stderr is not None
             script.stderr.close()
     # Every agent and etcd member it started is gone.

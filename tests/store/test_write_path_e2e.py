@@ -232,7 +232,7 @@ def test_a_store_that_cannot_write_answers_503_and_serves_the_disk(
                 "/v1/agent/service/register", json={"Name": "late", "ID": "late-1"}
             ).raise_for_status()
             served = bodies(snapshot(agent.url))
-        assert "store write failed" in agent.log
+        agent.wait_for_log("store write failed")
     finally:
         agent.kill()
     restarted = AgentProcess(dev=False, data_dir=data_dir).start()
