@@ -882,6 +882,31 @@ CASES: list[Case] = [
         lambda w: "/v1/config/service-defaults/web",
         _write("service", "web"),
     ),
+    # ---- Connect data (issue 15)
+    Case(
+        "catalog connect",
+        "GET",
+        lambda w: "/v1/catalog/connect/web",
+        _read("service", "web"),
+    ),
+    Case(
+        "health connect",
+        "GET",
+        lambda w: "/v1/health/connect/web",
+        _read("service", "web"),
+    ),
+    Case(
+        "health ingress",
+        "GET",
+        lambda w: "/v1/health/ingress/web",
+        _read("service", "web"),
+    ),
+    Case(
+        "catalog gateway services",
+        "GET",
+        lambda w: "/v1/catalog/gateway-services/web",
+        _read("service", "web"),
+    ),
     # ---- Eureka's API on the same catalog
     *(
         Case(f"eureka {what}", "GET", lambda w, path=path: path, _every_service_read)

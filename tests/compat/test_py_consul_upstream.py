@@ -27,11 +27,9 @@ fresh `waypost agent --dev` per test, as upstream starts a fresh `consul agent
 * `Check.script("/bin/true", ...)` emits py-consul's DeprecationWarning, which
   this repository's pytest config turns into an error; upstream's does not.
 
-Tests needing Consul features waypost deliberately lacks (connect, ingress
-gateways) are kept and skipped with the feature named. Sessions and txn are
-in tests/compat/test_py_consul_sessions_upstream.py. Whole upstream files
-for ACL, events, prepared queries, operator, coordinates,
-connect, config entries, discovery chain and snapshots are not ported.
+Sessions and txn are in tests/compat/test_py_consul_sessions_upstream.py;
+operator, config entries, connect and discovery chain in
+tests/compat/test_py_consul_operator_upstream.py.
 """
 
 # Upstream forms kept verbatim: pytest.raises(exc, fn, ...) and [...][0].
@@ -442,9 +440,6 @@ class TestAgent:
 
         assert c.agent.service.deregister("foo_tagged") is True
 
-    @pytest.mark.skip(
-        reason="Consul Connect (sidecar_service) is not implemented by waypost"
-    )
     def test_agent_service_connect(self, consul_obj) -> None:
         c, _consul_version = consul_obj
 
@@ -750,9 +745,6 @@ class TestHealth:
 
         time.sleep(0.2)
 
-    @pytest.mark.skip(
-        reason="Consul Connect (/v1/health/connect) is not implemented by waypost"
-    )
     def test_health_connect(self, consul_obj) -> None:
         c, _consul_version = consul_obj
 
@@ -771,9 +763,6 @@ class TestHealth:
 
         time.sleep(0.2)
 
-    @pytest.mark.skip(
-        reason="Connect ingress gateways (/v1/health/ingress): not in waypost"
-    )
     def test_health_ingress(self, consul_obj) -> None:
         c, _consul_version = consul_obj
 

@@ -248,9 +248,10 @@ def test_names_ids_and_tags_at_their_limits_register_and_deregister(
 
 
 def _nested(levels: int) -> bytes:
-    """A registration whose opaque `Proxy` field makes the body `levels` deep."""
-    inner = levels - 1  # the body's own object is the first level
-    return b'{"Name": "deep", "Proxy": ' + b"[" * inner + b"]" * inner + b"}"
+    """A registration whose opaque `Proxy.Config` makes the body `levels` deep."""
+    inner = levels - 3  # the body, Proxy and Config are the first three levels
+    nested = b"[" * inner + b"]" * inner
+    return b'{"Name": "deep", "Proxy": {"Config": {"x": ' + nested + b"}}}"
 
 
 def test_a_body_64_levels_deep_is_accepted_65_is_400(seeded: httpx.Client) -> None:

@@ -65,6 +65,13 @@ class RegisterService(Change, frozen=True, kw_only=True):
     keep_status: bool = False
 
 
+class RegisterServices(Change, frozen=True, kw_only=True):
+    """Several registrations, all or none: a service and the sidecar proxy
+    its `Connect.SidecarService` expands into (Consul's agent)."""
+
+    items: list[RegisterService]
+
+
 class RegisterCheck(Change, frozen=True, kw_only=True):
     check: Check
     keep_status: bool = False
@@ -84,6 +91,13 @@ class DeregisterService(Change, frozen=True, kw_only=True):
     service_id: str
     #: The catalog endpoint treats an unknown ID as done; the agent's says 404.
     missing_ok: bool = False
+
+
+class DeregisterServices(Change, frozen=True, kw_only=True):
+    """Several deregistrations, all or none: a service and the sidecar proxy
+    registered with it (Consul's agent removes both)."""
+
+    items: list[DeregisterService]
 
 
 class DeregisterCheck(Change, frozen=True, kw_only=True):

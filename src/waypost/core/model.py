@@ -62,6 +62,13 @@ class Service(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     enable_tag_override: bool = False
     kind: str = ""
     socket_path: str = ""
+    #: Connect's control-plane data, kept as data (waypost runs no proxies):
+    #: the Proxy object as JSON in Consul's spelling, its destination (what
+    #: /v1/catalog/connect selects on), Connect.Native, and Locality.
+    proxy: bytes = b""
+    proxy_destination: str = ""
+    connect_native: bool = False
+    locality: dict[str, str] = {}
     create_index: int = 0
     modify_index: int = 0
 

@@ -28,6 +28,7 @@ from waypost.core.changes import (
     DeregisterCheck,
     DeregisterNode,
     DeregisterService,
+    DeregisterServices,
     KVDelete,
     KVPut,
     LockKey,
@@ -35,6 +36,7 @@ from waypost.core.changes import (
     RegisterCheck,
     RegisterNode,
     RegisterService,
+    RegisterServices,
     SetMaintenance,
     UpdateCheck,
     row_key,
@@ -628,9 +630,21 @@ def _kv_delete(draft: Draft, change: KVDelete) -> bool:
     return True
 
 
+def _deregister_services(draft: Draft, change: DeregisterServices) -> None:
+    for item in change.items:
+        _deregister_service(draft, item)
+
+
+def _register_services(draft: Draft, change: RegisterServices) -> None:
+    for item in change.items:
+        _register_service(draft, item)
+
+
 _PLANNERS: dict[type[Change], Callable[[Draft, Any], bool | None]] = {
     RegisterNode: _register_node,
     RegisterService: _register_service,
+    RegisterServices: _register_services,
+    DeregisterServices: _deregister_services,
     RegisterCheck: _register_check,
     CatalogRegister: _catalog_register,
     DeregisterService: _deregister_service,

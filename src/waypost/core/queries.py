@@ -181,3 +181,94 @@ def local_health_checks(catalog: Catalog, service: Service) -> list[Check]:
         if c.check_id != SERF_CHECK_ID
     ]
     return node_checks + catalog.service_checks(service.node, service.service_id)
+
+
+# ---------------------------------------------------------------- Connect
+
+CONNECT_PROXY = "connect-proxy"
+
+
+def is_connect_for(service: Service, name: str) -> bool:
+    """Consul's ConnectServiceNodes: a proxy for `name`, or `name` itself
+    when it is Connect-native."""
+    if service.kind == CONNECT_PROXY:
+        return service.proxy_destination == name
+    return service.connect_native and service.name == name
+
+
+def connect_names(catalog: Catalog, name: str) -> list[str]:
+    """The service names whose instances serve `name` over Connect."""
+    names = {
+        s.name
+        for s in catalog.all_services()
+        if s.kind == CONNECT_PROXY and s.proxy_destination == name
+    }
+    names.add(name)
+    return sorted(names)
+
+
+def connect_health(
+    catalog: Catalog, name: str, selection: Selection, *, panic_default: float
+) -> HealthAnswer:
+    """`/v1/health/connect/:name`: health entries of its proxies (and of
+    itself if native), `?passing` as `/v1/health/service`."""
+    tags = normalized_tags(selection.tags)
+    found = [
+        entry
+        for candidate in connect_names(catalog, name)
+        for entry in catalog.health_entries(candidate)
+        if is_connect_for(entry[1], name)
+        and has_tags(entry[1], tags)
+        and node_meta_matches(selection.node_meta, entry[0].meta)
+    ]
+    return _passing(found, selection, panic_default)
+
+
+def gateway_health(
+    catalog: Catalog,
+    gateways: Sequence[str],
+    kind: str,
+    selection: Selection,
+    *,
+    panic_default: float,
+) -> HealthAnswer:
+    """Health entries of the instances of these gateways (of this kind)."""
+    tags = normalized_tags(selection.tags)
+    found = [
+        entry
+        for gateway in sorted(set(gateways))
+        for entry in catalog.health_entries(gateway)
+        if entry[1].kind == kind
+        and has_tags(entry[1], tags)
+        and node_meta_matches(selection.node_meta, entry[0].meta)
+    ]
+    return _passing(found, selection, panic_default)
+
+
+def _passing(
+    found: list[tuple[Node, Service, list[Check]]],
+    selection: Selection,
+    panic_default: float,
+) -> HealthAnswer:
+    if not selection.passing:
+        return HealthAnswer(entries=found)
+    kept = [entry for entry in found if is_passing(entry[2])]
+    threshold = panic_threshold([entry[1].meta for entry in found], panic_default)
+    if is_panicking(len(kept), len(found), threshold):
+        return HealthAnswer(
+            entries=found, panic=panic_header(len(kept), len(found), threshold)
+        )
+    return HealthAnswer(entries=kept)
+
+
+def connect_catalog(
+    catalog: Catalog, name: str, selection: Selection
+) -> list[tuple[Node, Service]]:
+    """`/v1/catalog/connect/:name`: its proxies' instances (and its own if
+    native), health ignored."""
+    rows = []
+    for candidate in connect_names(catalog, name):
+        for node, service in catalog_service(catalog, candidate, selection):
+            if is_connect_for(service, name):
+                rows.append((node, service))
+    return rows

@@ -38,6 +38,7 @@ from waypost.http import (
     catalog,
     compact,
     config_entries,
+    connect,
     events,
     health,
     kv,
@@ -277,6 +278,13 @@ def _config_list(authz: Authorizer, data: Any) -> tuple[Any, bool]:
         return True
 
     return _keep(data, readable)
+
+
+def _gateway_services(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    return _keep(
+        data,
+        lambda row: authz.allows("service", row["Service"]["Name"], READ),
+    )
 
 
 def _acl_read(registry: Registry, request: Request, authz: Authorizer) -> None:
@@ -609,6 +617,8 @@ def _event_write(registry: Registry, request: Request, authz: Authorizer) -> Non
 def _events(authz: Authorizer, data: Any) -> tuple[Any, bool]:
     """Consul's EventList: only the events the token may read (event:read)."""
     return _keep(data, lambda e: authz.allows("event", e.get("Name", ""), READ))
+
+
 def _txn(registry: Registry, request: Request, authz: Authorizer) -> None:
     """Every operation's own rule (Consul's Txn.preCheck and read filter).
 
@@ -755,6 +765,12 @@ RULES: dict[Handler, Rule] = {
     events.list_: Rule(None, _events),
     # transactions (issue 15)
     txn_.txn: Rule(_txn),
+    # Connect data (issue 15): service:read on the name asked about, and the
+    # answer filtered as the catalog's and health's are
+    connect.catalog_connect: Rule(_service_read_tail, _catalog_service),
+    connect.health_connect: Rule(_service_read_tail, _health_service),
+    connect.health_ingress: Rule(_service_read_tail, _health_service),
+    connect.catalog_gateway_services: Rule(_service_read_tail, _gateway_services),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

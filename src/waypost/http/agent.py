@@ -15,8 +15,10 @@ from waypost.core import queries
 from waypost.core.changes import (
     DeregisterCheck,
     DeregisterService,
+    DeregisterServices,
     RegisterCheck,
     RegisterService,
+    RegisterServices,
     SetMaintenance,
 )
 from waypost.core.model import (
@@ -26,7 +28,7 @@ from waypost.core.model import (
     Service,
 )
 from waypost.exceptions import InvalidRequest, NotFound
-from waypost.http import decode, filtering, limits, wire
+from waypost.http import connect_wire, decode, filtering, limits, wire
 from waypost.http.messages import (
     TEXT_TYPE,
     Request,
@@ -259,14 +261,17 @@ async def register_service(registry: Registry, request: Request) -> Response:
     service, numeric_id = wire.to_service(data, node=node)
     service = msgspec.structs.replace(service, agent_tagged_defaults=True)
     checks = _service_checks(registry, data, service)
-    await registry.apply(
-        RegisterService(
-            service=service,
-            checks=checks,
-            replace_existing_checks=_replace_existing_checks(request),
-            keep_status=True,
-        )
+    registration = RegisterService(
+        service=service,
+        checks=checks,
+        replace_existing_checks=_replace_existing_checks(request),
+        keep_status=True,
     )
+    sidecar = _sidecar(registry, data, service)
+    if sidecar is None:
+        await registry.apply(registration)
+    else:
+        await registry.apply(RegisterServices(items=[registration, sidecar]))
     headers = [TEXT_TYPE]
     if numeric_id and not service.port and _could_be_port(service.service_id):
         warning = (
@@ -276,6 +281,40 @@ async def register_service(registry: Registry, request: Request) -> Response:
         logger.warning("service %r: %s", service.name, warning)
         headers.append((NUMERIC_ID_HEADER, warning.encode()))
     return Response(200, b"", headers)
+
+
+def _sidecar(
+    registry: Registry, data: decode.Decoded, parent: Service
+) -> RegisterService | None:
+    """Connect.SidecarService: the proxy registration Consul's agent adds
+    beside the service (agent/sidecar_service.go), or None."""
+    raw = connect_wire.decode_connect(data).sidecar
+    if raw is None:
+        return None
+    body = decode.SERVICE_REGISTRATION(raw, "Connect.SidecarService")
+    node = registry.config.node
+    sidecar_id = parent.service_id + connect_wire.SIDECAR_SUFFIX
+    used = {
+        s.port
+        for s in registry.catalog.node_services(node)
+        if s.kind == connect_wire.CONNECT_PROXY and s.service_id != sidecar_id
+    }
+    existing = registry.catalog.node_service(node, sidecar_id)
+    body = connect_wire.sidecar_registration(
+        dict(data),
+        parent.service_id,
+        dict(body),
+        used,
+        existing.port if existing is not None else None,
+    )
+    limits.check_lengths(body)
+    service, _ = wire.to_service(body, node=node)
+    service = msgspec.structs.replace(service, agent_tagged_defaults=True)
+    return RegisterService(
+        service=service,
+        checks=_service_checks(registry, body, service),
+        keep_status=True,
+    )
 
 
 def _could_be_port(service_id: str) -> bool:
@@ -335,9 +374,22 @@ def _is_valid_status(body: dict[str, object]) -> bool:
 
 
 async def deregister_service(registry: Registry, request: Request) -> Response:
-    await registry.apply(
-        DeregisterService(node=registry.config.node, service_id=request.tail)
-    )
+    node = registry.config.node
+    change = DeregisterService(node=node, service_id=request.tail)
+    # Consul's agent removes the sidecar a Connect.SidecarService added.
+    sidecar_id = request.tail + connect_wire.SIDECAR_SUFFIX
+    sidecar = registry.catalog.node_service(node, sidecar_id)
+    parent = registry.catalog.node_service(node, request.tail)
+    if (
+        parent is not None
+        and sidecar is not None
+        and sidecar.kind == connect_wire.CONNECT_PROXY
+        and sidecar.proxy_destination == parent.name
+    ):
+        also = DeregisterService(node=node, service_id=sidecar_id, missing_ok=True)
+        await registry.apply(DeregisterServices(items=[change, also]))
+    else:
+        await registry.apply(change)
     return empty_response()
 
 

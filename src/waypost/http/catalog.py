@@ -15,7 +15,7 @@ from waypost.core.changes import (
 from waypost.core.model import Check, Node
 from waypost.core.topics import T_NODES, T_SERVICES, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import compact, decode, filtering, limits, wire
+from waypost.http import central_config, compact, decode, filtering, limits, wire
 from waypost.http.messages import Query, Request, Response, json_response
 from waypost.http.wire import JSON
 
@@ -204,14 +204,20 @@ async def service(registry: Registry, request: Request) -> Query:
     )
     peer = is_peer_query(request)
 
+    merge = central_config.wanted(request)
+
     def render() -> Response:
         found = (
             [] if peer else queries.catalog_service(registry.catalog, name, selection)
         )
+        if merge:
+            catalog = registry.catalog
+            found = [(n, central_config.merged(catalog, s)) for n, s in found]
         rows = [wire.catalog_service_json(node, s) for node, s in found]
         return compact.catalog_response(request, filtering.apply(request, rows))
 
-    return Query([service_topic(name)], render)
+    topics = [service_topic(name)]
+    return Query(topics + central_config.TOPICS if merge else topics, render)
 
 
 async def node(registry: Registry, request: Request) -> Query:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from waypost.core import queries
 from waypost.core.topics import T_CHECKS, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import compact, decode, filtering, wire
+from waypost.http import central_config, compact, decode, filtering, wire
 from waypost.http.catalog import (
     is_peer_query,
     require_local_datacenter,
@@ -34,6 +34,7 @@ async def service(registry: Registry, request: Request) -> Query:
     peer = is_peer_query(request)
     catalog = registry.catalog
     panic_default = registry.config.panic_threshold
+    merge = central_config.wanted(request)
 
     def render() -> Response:
         if peer:
@@ -47,7 +48,9 @@ async def service(registry: Registry, request: Request) -> Query:
         rows = [
             {
                 "Node": wire.node_json(node),
-                "Service": wire.node_service_json(instance),
+                "Service": wire.node_service_json(
+                    central_config.merged(catalog, instance) if merge else instance
+                ),
                 "Checks": [wire.check_json(c) for c in checks],
             }
             for node, instance, checks in answer.entries
@@ -55,7 +58,8 @@ async def service(registry: Registry, request: Request) -> Query:
         rows = filtering.apply(request, rows)
         return compact.health_response(request, rows, headers)
 
-    return Query([service_topic(name)], render)
+    topics = [service_topic(name)]
+    return Query(topics + central_config.TOPICS if merge else topics, render)
 
 
 def _passing_flag(request: Request) -> bool:

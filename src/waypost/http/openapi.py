@@ -705,6 +705,11 @@ PARAMETERS.update(
         "global": _query("global", _PRESENCE, "Every datacenter (there is one)."),
         "relay-factor": _query("relay-factor", _INT, "Gossip relay factor."),
         "local-only": _query("local-only", _FLAG, "This agent's keyring only."),
+        "merge-central-config": _query(
+            "merge-central-config",
+            _PRESENCE,
+            "Merge service-defaults and proxy-defaults into proxies and gateways.",
+        ),
     }
 )
 OPERATIONS += (
@@ -750,6 +755,21 @@ OPERATIONS += (
     Op("/v1/config/", "DELETE", "/v1/config/{kind}/{name}",
        "Delete a config entry (?cas: answers whether it did)", (*WRITE, "cas"),
        answer={"anyOf": [_TRUE, {"type": "object"}]}),
+    Op("/v1/catalog/connect/", "GET", "/v1/catalog/connect/{service}",
+       "Instances serving a service over Connect (its proxies; itself if native)",
+       (*_CATALOG_READ, "tag", "peer", "merge-central-config"),
+       answer=_list("CatalogService"), blocking=True),
+    Op("/v1/health/connect/", "GET", "/v1/health/connect/{service}",
+       "Health of the instances serving a service over Connect",
+       (*_HEALTH_SERVICE, "merge-central-config"),
+       answer={"type": "array"}, blocking=True),
+    Op("/v1/health/ingress/", "GET", "/v1/health/ingress/{service}",
+       "Health of the ingress gateways routing to a service",
+       (*_HEALTH_SERVICE,), answer={"type": "array"}, blocking=True),
+    Op("/v1/catalog/gateway-services/", "GET",
+       "/v1/catalog/gateway-services/{gateway}",
+       "The services a gateway's config entry fronts", (*READ, "filter"),
+       answer={"type": "array"}, blocking=True),
 )  # fmt: skip
 
 # Sessions (issue 15); the body is read back from http/session.py's decoder.

@@ -15,6 +15,7 @@ from waypost.http import (
     agent,
     catalog,
     config_entries,
+    connect,
     events,
     health,
     kv,
@@ -164,6 +165,11 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/event/list", GET, events.list_),
     # transactions (issue 15)
     ("/v1/txn", PUT, txn_.txn),
+    # Connect's control-plane data (issue 15)
+    ("/v1/catalog/connect/", GET, connect.catalog_connect),
+    ("/v1/health/connect/", GET, connect.health_connect),
+    ("/v1/health/ingress/", GET, connect.health_ingress),
+    ("/v1/catalog/gateway-services/", GET, connect.catalog_gateway_services),
 ]
 
 

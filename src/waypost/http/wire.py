@@ -28,6 +28,7 @@ from waypost.core.model import (
 )
 from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest
+from waypost.http import connect_wire
 from waypost.http.decode import Decoded, json_type_name
 
 JSON = dict[str, object]
@@ -40,6 +41,13 @@ _META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # Consul's structs.NodeService renders these empty structs on every service.
 _EMPTY_PROXY: JSON = {"Mode": "", "MeshGateway": {}, "Expose": {}}
+_CONNECT_NATIVE: JSON = {"Native": True}
+
+
+def _proxy(service: Service) -> JSON:
+    if not service.proxy:
+        return _EMPTY_PROXY
+    return connect_wire.proxy_json(service.proxy)
 
 
 def service_id(value: object, name: str) -> tuple[str, bool]:
@@ -198,19 +206,28 @@ def to_service(
         for k, v in (data.get("Meta") or {}).items()  # type: ignore[attr-defined]
     } or _NO_META
     validate_meta(meta, "service")
+    kind = str(data.get("Kind", "") or "")
+    port = _port(data.get("Port", 0) or 0)
+    socket_path = str(data.get("SocketPath", "") or "")
+    connect = connect_wire.decode_connect(data)
+    connect_wire.validate(kind, port, socket_path, connect)
     service = Service(
         node=node,
         service_id=sid,
         name=name,
         tags=shared_tags(data.get("Tags") or []),  # type: ignore[arg-type]
         address=str(data.get("Address", "") or ""),
-        port=_port(data.get("Port", 0) or 0),
+        port=port,
         meta=meta,
         tagged_addresses=_tagged_addresses(data.get("TaggedAddresses")),
         weights=_weights(data.get("Weights")),
         enable_tag_override=bool(data.get("EnableTagOverride", False)),
-        kind=str(data.get("Kind", "") or ""),
-        socket_path=str(data.get("SocketPath", "") or ""),
+        kind=kind,
+        socket_path=socket_path,
+        proxy=connect_wire.proxy_bytes(connect.proxy),
+        proxy_destination=str(connect.proxy.get("DestinationServiceName", "")),
+        connect_native=connect.native,
+        locality=connect.locality,
     )
     return service, numeric
 
@@ -442,9 +459,16 @@ def agent_service_json(service: Service, datacenter: str) -> JSON:
         {
             "Weights": _weights_json(service.weights),
             "EnableTagOverride": service.enable_tag_override,
-            "Datacenter": datacenter,
         }
     )
+    # api.AgentService: Proxy for proxies and gateways, Connect when set.
+    if service.kind:
+        out["Proxy"] = connect_wire.proxy_json(service.proxy)
+    if service.connect_native:
+        out["Connect"] = {"Native": True}
+    if service.locality:
+        out["Locality"] = service.locality
+    out["Datacenter"] = datacenter
     return out
 
 
@@ -474,13 +498,15 @@ def node_service_json(service: Service) -> JSON:
         {
             "Weights": _weights_json(service.weights),
             "EnableTagOverride": service.enable_tag_override,
-            "Proxy": _EMPTY_PROXY,
-            "Connect": {},
+            "Proxy": _proxy(service),
+            "Connect": _CONNECT_NATIVE if service.connect_native else {},
             "PeerName": "",
-            "CreateIndex": service.create_index,
-            "ModifyIndex": service.modify_index,
         }
     )
+    if service.locality:
+        out["Locality"] = service.locality
+    out["CreateIndex"] = service.create_index
+    out["ModifyIndex"] = service.modify_index
     return out
 
 
@@ -504,8 +530,8 @@ def catalog_service_json(node: Node, service: Service) -> JSON:
         "ServicePort": service.port,
         "ServiceSocketPath": service.socket_path,
         "ServiceEnableTagOverride": service.enable_tag_override,
-        "ServiceProxy": _EMPTY_PROXY,
-        "ServiceConnect": {},
+        "ServiceProxy": _proxy(service),
+        "ServiceConnect": _CONNECT_NATIVE if service.connect_native else {},
         "ServicePeerName": "",
         "CreateIndex": service.create_index,
         "ModifyIndex": service.modify_index,
