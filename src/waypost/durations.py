@@ -14,7 +14,14 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+# ASCII digits only, as Go's ParseDuration (Python's \d takes any script's).
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+
+#: A duration in a query (`?wait=`): a bare number of seconds, or a Go
+#: duration with no surrounding space. The OpenAPI description uses it too.
+QUERY_DURATION = (
+    r"[0-9]+|[+-]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+)"
+)
 
 
 def parse_duration(text: str) -> float:

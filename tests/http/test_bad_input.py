@@ -288,6 +288,56 @@ def test_bad_request_is_rejected_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        # Found by schemathesis (bench/fuzz_api.py): Go's ParseUint(_, 10, 64)
+        ("GET", f"/v1/catalog/nodes?index={2**64}", "out of range (uint64)"),
+        ("PUT", f"/v1/kv/fuzz?flags={2**64}", "out of range (uint64)"),
+        ("PUT", f"/v1/kv/fuzz?cas={2**70}", "out of range (uint64)"),
+        ("GET", "/v1/catalog/nodes?index=%D9%A5", "is not an integer"),  # Arabic 5
+        ("GET", "/v1/catalog/nodes?index=+5", "is not an integer"),
+        ("GET", "/v1/catalog/nodes?index=1_0", "is not an integer"),
+        # ?wait= is read even without ?index= (Consul's parseWait)
+        ("GET", "/v1/catalog/nodes?wait=soon", "Invalid wait time"),
+        ("GET", "/v1/catalog/nodes?wait=%205s", "Invalid wait time"),
+        ("GET", "/v1/health/service/web?index=1&wait=%D9%A1s", "Invalid wait time"),
+        # /v1/status and the raft configuration refuse another datacenter
+        ("GET", "/v1/status/leader?dc=elsewhere", "No path to datacenter"),
+        ("GET", "/v1/status/peers?dc=elsewhere", "No path to datacenter"),
+        (
+            "GET",
+            "/v1/operator/raft/configuration?dc=elsewhere",
+            "No path to datacenter",
+        ),
+    ],
+)
+def test_bad_query_values_are_400_and_change_nothing(
+    seeded: httpx.Client, method: str, path: str, message: str
+) -> None:
+    before = _state(seeded)
+    response = seeded.request(method, path, content=b"v")
+    assert response.status_code == 400, response.text
+    assert message in response.text
+    assert _state(seeded) == before
+
+
+def test_good_query_values_at_the_edges_are_accepted(seeded: httpx.Client) -> None:
+    index = registry_index(seeded)
+    for path in (
+        f"/v1/catalog/nodes?index={index}&wait=1ms",
+        "/v1/catalog/nodes?index=&wait=",
+        "/v1/catalog/nodes?wait=2",
+        "/v1/catalog/nodes?wait=1m30s",
+        "/v1/status/leader?dc=dc1",
+    ):
+        assert seeded.get(path).status_code == 200, path
+    put = seeded.put(f"/v1/kv/fuzz-edge?flags={2**64 - 1}", content=b"v")
+    assert put.json() is True
+    assert seeded.get("/v1/kv/fuzz-edge").json()[0]["Flags"] == 2**64 - 1
+    seeded.delete("/v1/kv/fuzz-edge").raise_for_status()
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
         ("GET", "/v1/agent/service/register", {"PUT"}),

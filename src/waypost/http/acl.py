@@ -50,7 +50,13 @@ from waypost.core.topics import T_ACL
 from waypost.exceptions import InvalidRequest, NotFound, PermissionDenied
 from waypost.http import acl_wire as wire
 from waypost.http.decode import decode_body
-from waypost.http.messages import Query, Request, Response, json_response
+from waypost.http.messages import (
+    Query,
+    Request,
+    Response,
+    empty_response,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from waypost.core.acl.state import AclState
@@ -645,4 +651,5 @@ async def agent_token(registry: Registry, request: Request) -> Response:
     registry.set_agent_token(kind, secret)
     if registry.config.acl.enable_token_persistence:
         await registry.apply(SetAclFact(name=AGENT_TOKEN_PREFIX + kind, value=secret))
-    return Response(200, b"", [])
+    # The empty 200 of every other agent write (text/plain, no body).
+    return empty_response()

@@ -85,8 +85,10 @@ async def answer(
         await registry.consistent()
     index = catalog.query_index(query.topics)
     wanted = request.integer("index")
+    # Parsed even without ?index (a bad one is a 400 either way, as Consul's
+    # parseWait).
+    wait = request.duration("wait")
     if wanted and index <= wanted:
-        wait = request.duration("wait")
         wait = DEFAULT_WAIT if wait is None or wait <= 0 else min(wait, MAX_WAIT)
         wait += random.uniform(0, wait / 16)  # Consul's jitter, spreads the herd
         await _wait_for_change(registry, query, wait)

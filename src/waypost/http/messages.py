@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from http import HTTPStatus
 from urllib.parse import unquote, unquote_plus
@@ -11,10 +12,14 @@ import msgspec
 from waypost.core.acl.authorizer import Authorizer
 from waypost.core.acl.model import Token
 from waypost.core.watch import Topic
-from waypost.durations import parse_duration
+from waypost.durations import QUERY_DURATION, parse_duration
 from waypost.exceptions import InvalidRequest
 
 Headers = list[tuple[bytes, bytes]]
+
+#: Go's ParseUint(_, 10, 64) bound: `?index=`, `?cas=`, `?flags=` above it are a 400.
+UINT64_MAX = 2**64 - 1
+_QUERY_DURATION = re.compile(QUERY_DURATION)
 
 _TRUE = {"", "1", "true", "True", "TRUE", "t", "T", "yes"}
 _FALSE = {"0", "false", "False", "FALSE", "f", "F", "no"}
@@ -89,30 +94,33 @@ class Request:
         raise InvalidRequest(f'Invalid value for "{name}": "{value}" is not a boolean')
 
     def integer(self, name: str, default: int | None = None) -> int | None:
+        """A uint64 in ASCII digits (Go's strconv.ParseUint(value, 10, 64))."""
         value = self.get(name)
         if not value:
             return default
-        try:
-            number = int(value)
-        except ValueError:
+        if not value.isascii() or not value.isdigit():
+            if value.startswith("-") and value[1:].isascii() and value[1:].isdigit():
+                raise InvalidRequest(f'Invalid value for "{name}": must be >= 0')
             raise InvalidRequest(
                 f'Invalid value for "{name}": "{value}" is not an integer'
-            ) from None
-        if number < 0:
-            raise InvalidRequest(f'Invalid value for "{name}": must be >= 0')
+            )
+        number = int(value)
+        if number > UINT64_MAX:
+            raise InvalidRequest(
+                f'Invalid value for "{name}": {value} is out of range (uint64)'
+            )
         return number
 
     def duration(self, name: str) -> float | None:
         value = self.get(name)
         if not value:
             return None
-        try:
-            # Consul accepts a bare number of seconds for `wait` too.
-            return float(value) if value.isdigit() else parse_duration(value)
-        except ValueError:
+        if _QUERY_DURATION.fullmatch(value) is None:
             raise InvalidRequest(
                 f'Invalid {name} time: "{value}" is not a duration (e.g. "30s")'
-            ) from None
+            )
+        # Consul accepts a bare number of seconds for `wait` too.
+        return float(value) if value.isdigit() else parse_duration(value)
 
 
 class Response:

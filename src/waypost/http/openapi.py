@@ -17,7 +17,11 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from waypost import __version__
+from waypost.core.queries import CHECK_STATES
+from waypost.durations import QUERY_DURATION
 from waypost.http import acl_wire, decode
+from waypost.http.acl import AGENT_TOKEN_KINDS
+from waypost.http.messages import UINT64_MAX
 
 JSON = dict[str, object]
 
@@ -30,26 +34,31 @@ def _query(name: str, schema: JSON, description: str) -> JSON:
 
 _STR: JSON = {"type": "string"}
 _INT: JSON = {"type": "integer", "minimum": 0}
-# Consul's query booleans: bare `?passing`, or any of Go's ParseBool spellings.
-_FLAG: JSON = {
-    "type": "string",
-    "enum": [
-        *("", "1", "t", "T", "TRUE", "true", "True"),
-        *("0", "f", "F", "FALSE", "false", "False"),
-    ],
+# An empty value is no value (Consul reads `?index=` as absent).
+_UINT64: JSON = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0, "maximum": UINT64_MAX},
+        {"type": "string", "maxLength": 0},
+    ]
 }
+# Go's strconv.ParseBool spellings; a bare `?passing` is true too.
+_GO_BOOL = [*("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE")]
+_GO_BOOL += ["false", "False"]
+_BOOL: JSON = {"type": "string", "enum": _GO_BOOL}
+_FLAG: JSON = {"type": "string", "enum": ["", *_GO_BOOL]}
 _PRESENCE: JSON = {"type": "string", "description": "present: on (any value)"}
 
 PARAMETERS: dict[str, JSON] = {
     "dc": _query("dc", _STR, "Datacenter; any other than the agent's is a 400."),
     "token": _query("token", _STR, "ACL token (also X-Consul-Token, Bearer)."),
     "index": _query(
-        "index", _INT, "Blocking query: answer once X-Consul-Index passes this."
+        "index", _UINT64, "Blocking query: answer once X-Consul-Index passes this."
     ),
     "wait": _query(
         "wait",
-        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h)?$"},
-        "Longest a blocking query waits (Go duration; at most 10m; default 5m).",
+        {"type": "string", "pattern": f"^(?:{QUERY_DURATION})?$"},
+        "Longest a blocking query waits (Go duration or seconds; at most 10m;"
+        " default 5m).",
     ),
     "stale": _query("stale", _PRESENCE, "Any replica may answer."),
     "consistent": _query(
@@ -76,18 +85,20 @@ PARAMETERS: dict[str, JSON] = {
     "keys": _query("keys", _PRESENCE, "Only the key names under the prefix."),
     "separator": _query("separator", _STR, "With ?keys: cut names after this."),
     "raw": _query("raw", _PRESENCE, "The value itself, as text/plain."),
-    "cas": _query("cas", _INT, "Check-and-set: write only at this ModifyIndex."),
-    "flags": _query("flags", _INT, "Opaque uint64 stored with the key."),
+    "cas": _query("cas", _UINT64, "Check-and-set: write only at this ModifyIndex."),
+    "flags": _query("flags", _UINT64, "Opaque uint64 stored with the key."),
     "acquire": _query("acquire", _STR, "Take the key's lock for this session."),
     "release": _query("release", _STR, "Give back the lock this session holds."),
     "note": _query("note", _STR, "The check's output."),
     "enable": {
-        **_query("enable", _FLAG, "true: on, false: off."),
+        **_query("enable", _BOOL, "true: on, false: off."),
         "required": True,
     },
     "reason": _query("reason", _STR, "Why maintenance is on."),
     "replace-existing-checks": _query(
-        "replace-existing-checks", _FLAG, "Drop the service's checks not listed."
+        "replace-existing-checks",
+        _STR,
+        "Bare or `true`: drop the service's checks not listed (else: keep).",
     ),
     "format": _query("format", _STR, "`text` (health) / `prometheus` (metrics)."),
     "wan": _query("wan", _STR, "Any value: the WAN pool."),
@@ -109,6 +120,8 @@ PARAMETERS: dict[str, JSON] = {
 BLOCKING = ("index", "wait", "stale", "consistent", "cached")
 READ = ("dc", "token", *BLOCKING)
 WRITE = ("dc", "token")
+#: ACL endpoints read no `?dc=` (one datacenter holds the ACL objects).
+ACL_READ = ("token", *BLOCKING)
 
 # ---------------------------------------------------------------- schemas
 
@@ -361,12 +374,23 @@ RESPONSES: dict[str, JSON] = {
     ),
 }
 
-#: Fields a handler refuses to go without (a 400 names them); the decoders
-#: know types only.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "ServiceDefinition": ("Name",),
-    "RegisterRequest": ("Node", "Address"),
-    "DeregisterRequest": ("Node",),
+_NAME: JSON = {"type": "string", "minLength": 1}
+_CHECK_STATUS: JSON = {"enum": ["passing", "warning", "critical"]}
+
+#: Fields a handler refuses to go without, and values it refuses (a 400
+#: names them): the decoders know types only.
+REQUIRED: dict[str, dict[str, JSON]] = {
+    "ServiceDefinition": {"Name": _NAME},
+    "CheckDefinition": {"Name": _NAME},
+    "RegisterRequest": {"Node": _NAME, "Address": _NAME},
+    "DeregisterRequest": {"Node": _NAME},
+    "checkUpdate": {"Status": _CHECK_STATUS},
+}
+
+#: Path segments with a closed set of values.
+PATH_VALUES: dict[str, JSON] = {
+    "state": {"enum": sorted(CHECK_STATES)},
+    "kind": {"enum": sorted(AGENT_TOKEN_KINDS)},
 }
 
 
@@ -412,6 +436,7 @@ class _BodySchemas:
         required = REQUIRED.get(obj.name)
         if required:
             schema["required"] = list(required)
+            schema["properties"].update(required)  # type: ignore[attr-defined]
         self.components[name] = schema
         return name
 
@@ -447,6 +472,8 @@ class Op(NamedTuple):
     also: tuple[int, ...] = ()
     #: The operation may answer text/plain on 200 (`?raw`, `?format=`).
     text: bool = False
+    #: Error statuses answered as a JSON string rather than text.
+    json_errors: tuple[int, ...] = ()
 
 
 def _list(name: str) -> JSON:
@@ -589,14 +616,14 @@ OPERATIONS: tuple[Op, ...] = (
        "Make the first management token (once)", (), body=acl_wire.BOOTSTRAP,
        answer=_ref("ACLTokenOut")),
     Op("/v1/acl/tokens", "GET", "/v1/acl/tokens", "Tokens",
-       (*READ, "policy", "role", "authmethod", "servicename", "filter"),
+       (*ACL_READ, "policy", "role", "authmethod", "servicename", "filter"),
        answer=_list("ACLTokenOut"), blocking=True),
     Op("/v1/acl/token", "PUT", "/v1/acl/token", "Create a token", ("token",),
        body=acl_wire.TOKEN, answer=_ref("ACLTokenOut")),
     Op("/v1/acl/token/self", "GET", "/v1/acl/token/self", "The caller's token",
        ("token",), answer=_ref("ACLTokenOut")),
     Op("/v1/acl/token/", "GET", "/v1/acl/token/{accessor_id}", "Read a token",
-       READ, answer=_ref("ACLTokenOut"), blocking=True),
+       ACL_READ, answer=_ref("ACLTokenOut"), blocking=True, json_errors=(403,)),
     Op("/v1/acl/token/", "PUT", "/v1/acl/token/{accessor_id}", "Update a token",
        ("token",), body=acl_wire.TOKEN, answer=_ref("ACLTokenOut")),
     Op("/v1/acl/token/", "PUT", "/v1/acl/token/{accessor_id}/clone",
@@ -604,51 +631,53 @@ OPERATIONS: tuple[Op, ...] = (
        answer=_ref("ACLTokenOut")),
     Op("/v1/acl/token/", "DELETE", "/v1/acl/token/{accessor_id}",
        "Delete a token", ("token",), answer=_TRUE),
-    Op("/v1/acl/policies", "GET", "/v1/acl/policies", "Policies", READ,
+    Op("/v1/acl/policies", "GET", "/v1/acl/policies", "Policies", ACL_READ,
        answer=_list("ACLPolicyOut"), blocking=True),
     Op("/v1/acl/policy", "PUT", "/v1/acl/policy", "Create a policy", ("token",),
        body=acl_wire.POLICY, answer=_ref("ACLPolicyOut")),
     Op("/v1/acl/policy/name/", "GET", "/v1/acl/policy/name/{name}",
-       "Read a policy by name", READ, answer=_ref("ACLPolicyOut"), blocking=True),
-    Op("/v1/acl/policy/", "GET", "/v1/acl/policy/{id}", "Read a policy", READ,
-       answer=_ref("ACLPolicyOut"), blocking=True),
+       "Read a policy by name", ACL_READ, answer=_ref("ACLPolicyOut"), blocking=True,
+       json_errors=(404,)),
+    Op("/v1/acl/policy/", "GET", "/v1/acl/policy/{id}", "Read a policy", ACL_READ,
+       answer=_ref("ACLPolicyOut"), blocking=True, json_errors=(404,)),
     Op("/v1/acl/policy/", "PUT", "/v1/acl/policy/{id}", "Update a policy",
        ("token",), body=acl_wire.POLICY, answer=_ref("ACLPolicyOut")),
     Op("/v1/acl/policy/", "DELETE", "/v1/acl/policy/{id}", "Delete a policy",
        ("token",), answer=_TRUE),
-    Op("/v1/acl/roles", "GET", "/v1/acl/roles", "Roles", (*READ, "policy"),
+    Op("/v1/acl/roles", "GET", "/v1/acl/roles", "Roles", (*ACL_READ, "policy"),
        answer=_list("ACLRoleOut"), blocking=True),
     Op("/v1/acl/role", "PUT", "/v1/acl/role", "Create a role", ("token",),
        body=acl_wire.ROLE, answer=_ref("ACLRoleOut")),
     Op("/v1/acl/role/name/", "GET", "/v1/acl/role/name/{name}",
-       "Read a role by name", READ, answer=_ref("ACLRoleOut"), blocking=True),
-    Op("/v1/acl/role/", "GET", "/v1/acl/role/{id}", "Read a role", READ,
-       answer=_ref("ACLRoleOut"), blocking=True),
+       "Read a role by name", ACL_READ, answer=_ref("ACLRoleOut"), blocking=True,
+       json_errors=(404,)),
+    Op("/v1/acl/role/", "GET", "/v1/acl/role/{id}", "Read a role", ACL_READ,
+       answer=_ref("ACLRoleOut"), blocking=True, json_errors=(404,)),
     Op("/v1/acl/role/", "PUT", "/v1/acl/role/{id}", "Update a role", ("token",),
        body=acl_wire.ROLE, answer=_ref("ACLRoleOut")),
     Op("/v1/acl/role/", "DELETE", "/v1/acl/role/{id}", "Delete a role",
        ("token",), answer=_TRUE),
     Op("/v1/acl/auth-methods", "GET", "/v1/acl/auth-methods", "Auth methods",
-       READ, answer=_list("ACLAuthMethodOut"), blocking=True),
+       ACL_READ, answer=_list("ACLAuthMethodOut"), blocking=True),
     Op("/v1/acl/auth-method", "PUT", "/v1/acl/auth-method",
        "Create an auth method (type jwt)", ("token",), body=acl_wire.AUTH_METHOD,
        answer=_ref("ACLAuthMethodOut")),
     Op("/v1/acl/auth-method/", "GET", "/v1/acl/auth-method/{name}",
-       "Read an auth method", READ, answer=_ref("ACLAuthMethodOut"),
-       blocking=True),
+       "Read an auth method", ACL_READ, answer=_ref("ACLAuthMethodOut"),
+       blocking=True, json_errors=(404,)),
     Op("/v1/acl/auth-method/", "PUT", "/v1/acl/auth-method/{name}",
        "Update an auth method", ("token",), body=acl_wire.AUTH_METHOD,
        answer=_ref("ACLAuthMethodOut")),
     Op("/v1/acl/auth-method/", "DELETE", "/v1/acl/auth-method/{name}",
        "Delete an auth method", ("token",), answer=_TRUE),
     Op("/v1/acl/binding-rules", "GET", "/v1/acl/binding-rules", "Binding rules",
-       (*READ, "authmethod"), answer=_list("ACLBindingRuleOut"), blocking=True),
+       (*ACL_READ, "authmethod"), answer=_list("ACLBindingRuleOut"), blocking=True),
     Op("/v1/acl/binding-rule", "PUT", "/v1/acl/binding-rule",
        "Create a binding rule", ("token",), body=acl_wire.BINDING_RULE,
        answer=_ref("ACLBindingRuleOut")),
     Op("/v1/acl/binding-rule/", "GET", "/v1/acl/binding-rule/{id}",
-       "Read a binding rule", READ, answer=_ref("ACLBindingRuleOut"),
-       blocking=True),
+       "Read a binding rule", ACL_READ, answer=_ref("ACLBindingRuleOut"),
+       blocking=True, json_errors=(404,)),
     Op("/v1/acl/binding-rule/", "PUT", "/v1/acl/binding-rule/{id}",
        "Update a binding rule", ("token",), body=acl_wire.BINDING_RULE,
        answer=_ref("ACLBindingRuleOut")),
@@ -864,8 +893,9 @@ def _operation(op: Op, bodies: _BodySchemas) -> JSON:
         {"$ref": f"#/components/parameters/{name}"} for name in op.params
     ]
     for name in _path_names(op.path):
+        schema = PATH_VALUES.get(name, _NAME)
         parameters.append(
-            {"name": name, "in": "path", "required": True, "schema": _STR}
+            {"name": name, "in": "path", "required": True, "schema": schema}
         )
     out: JSON = {
         "summary": op.summary,
@@ -886,6 +916,10 @@ def _operation(op: Op, bodies: _BodySchemas) -> JSON:
         content: JSON = dict(_TEXT)
         if status in op.also and op.answer is not None:
             content["application/json"] = {"schema": op.answer}
+        if status in op.json_errors:
+            content = {**content, "application/json": {"schema": _STR}}
+        if status == 404 and op.route == "/v1/kv/" and op.method == "GET":
+            content = {}  # Consul's KV answers a missing key with no body
         responses[str(status)] = {"description": description, "content": content}
     out["responses"] = responses
     return out
@@ -912,8 +946,12 @@ _EXTRA: dict[str, JSON] = {
 }
 
 
-def build() -> JSON:
-    """The whole OpenAPI document, as a JSON-ready dict."""
+def build(datacenter: str = "dc1") -> JSON:
+    """The whole OpenAPI document, as a JSON-ready dict.
+
+    Args:
+        datacenter: the agent's datacenter, the one value `?dc=` may name.
+    """
     bodies = _BodySchemas()
     paths: dict[str, JSON] = {}
     for op in OPERATIONS:
@@ -921,6 +959,9 @@ def build() -> JSON:
         item[op.method.lower()] = _operation(op, bodies)
     used = sorted({name for op in OPERATIONS for name in op.params})
     parameters = {name: PARAMETERS.get(name) or _EXTRA[name] for name in used}
+    if "dc" in parameters:
+        dc = {**parameters["dc"], "schema": {"enum": ["", datacenter]}}
+        parameters["dc"] = dc
     return {
         "openapi": "3.1.0",
         "info": {

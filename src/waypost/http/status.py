@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from waypost.http.catalog import require_local_datacenter
 from waypost.http.messages import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ def raft_address(registry: Registry) -> str:
 
 
 async def leader(registry: Registry, request: Request) -> Response:
+    require_local_datacenter(registry, request)
     if registry.cluster is None:
         return json_response(raft_address(registry))
     view = await registry.cluster.etcd_view()
@@ -29,6 +31,7 @@ async def leader(registry: Registry, request: Request) -> Response:
 
 
 async def peers(registry: Registry, request: Request) -> Response:
+    require_local_datacenter(registry, request)
     if registry.cluster is None:
         return json_response([raft_address(registry)])
     view = await registry.cluster.etcd_view()
@@ -36,6 +39,7 @@ async def peers(registry: Registry, request: Request) -> Response:
 
 
 async def raft_configuration(registry: Registry, request: Request) -> Response:
+    require_local_datacenter(registry, request)
     """Consul's RaftConfigurationResponse (structs.RaftServer per server)."""
     if registry.cluster is None:
         servers = [

@@ -34,7 +34,7 @@ from waypost.core.changes import (
     stamp,
 )
 from waypost.core.tables import LOAD_ORDER, TABLES
-from waypost.exceptions import StartupError, StoreUnavailable
+from waypost.exceptions import InvalidRequest, StartupError, StoreUnavailable
 from waypost.metrics import STORE_BATCH_SIZE, STORE_COMMIT_SECONDS, STORE_FAILURES
 from waypost.store.base import HEALTHY, Conflict, Deliver, PendingWrites, StoreHealth
 
@@ -58,6 +58,10 @@ _DELETE = "DELETE FROM rows WHERE tbl = ? AND key = ?"
 _SET_INDEX = "INSERT OR REPLACE INTO meta (name, value) VALUES ('index', ?)"
 
 _Pending = tuple[Entry, Plan, asyncio.Future[Entry], asyncio.AbstractEventLoop]
+#: A row as stored: (table, key, msgpack bytes, or None to delete).
+_Encoded = tuple[str, str, bytes | None]
+#: A change the store could not encode, and the error its writer gets.
+_Refused = tuple[_Pending, InvalidRequest]
 _STOP = None
 
 
@@ -218,39 +222,78 @@ class SQLiteStore:
             if stop:
                 return
 
+    def _encode(
+        self, batch: list[_Pending]
+    ) -> tuple[list[_Pending], list[list[_Encoded]], list[_Refused]]:
+        """Rows as bytes; a change whose value cannot be stored is refused alone.
+
+        The planner should have refused such a change (an integer beyond
+        uint64, say); should one reach the store, it must not take the writer
+        thread, or the batch, down with it.
+        """
+        kept: list[_Pending] = []
+        encoded: list[list[_Encoded]] = []
+        refused: list[_Refused] = []
+        encode = self._encoder.encode
+        for pending in batch:
+            try:
+                rows = [
+                    (table, key, None if value is None else encode(value))
+                    for table, key, value in pending[0].rows
+                ]
+            except (OverflowError, TypeError, ValueError, msgspec.EncodeError) as exc:
+                logger.error(
+                    "bug: change %d cannot be stored: %s", pending[0].index, exc
+                )
+                refused.append((pending, InvalidRequest(f"cannot store this: {exc}")))
+                continue
+            kept.append(pending)
+            encoded.append(rows)
+        return kept, encoded, refused
+
     def _write_batch(self, batch: list[_Pending]) -> None:
         error: BaseException | None = None
         started = time.perf_counter()
+        kept, encoded, refused = self._encode(batch)
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            for entry, _plan, _future, _loop in batch:
-                for table, key, value in entry.rows:
-                    if value is None:
-                        self._db.execute(_DELETE, (table, key))
-                    else:
-                        self._db.execute(
-                            _UPSERT, (table, key, self._encoder.encode(value))
-                        )
-            self._db.execute(_SET_INDEX, (str(batch[-1][0].index),))
-            self._db.execute("COMMIT")
-            self.transactions += 1
-            self.changes += len(batch)
-            STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-            STORE_BATCH_SIZE.observe(len(batch))
-        except sqlite3.Error as exc:
+            if kept:
+                self._commit_rows(kept, encoded)
+                STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                STORE_BATCH_SIZE.observe(len(kept))
+        except Exception as exc:  # any: the writer thread must outlive it
             # Nothing of this batch is on disk, and nothing of it was applied
             # in memory: refuse these changes; the next batch tries again.
-            logger.error(
-                "store write failed, %d change(s) refused: %s", len(batch), exc
-            )
+            logger.error("store write failed, %d change(s) refused: %s", len(kept), exc)
             error = exc
             STORE_FAILURES.inc()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
-        batch[0][3].call_soon_threadsafe(self._settle, batch, error)
+        batch[0][3].call_soon_threadsafe(self._settle, kept, error, refused)
 
-    def _settle(self, batch: list[_Pending], error: BaseException | None) -> None:
+    def _commit_rows(self, kept: list[_Pending], encoded: list[list[_Encoded]]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        for rows in encoded:
+            for table, key, value in rows:
+                if value is None:
+                    self._db.execute(_DELETE, (table, key))
+                else:
+                    self._db.execute(_UPSERT, (table, key, value))
+        self._db.execute(_SET_INDEX, (str(kept[-1][0].index),))
+        self._db.execute("COMMIT")
+        self.transactions += 1
+        self.changes += len(kept)
+
+    def _settle(
+        self,
+        batch: list[_Pending],
+        error: BaseException | None,
+        refused: list[_Refused],
+    ) -> None:
         """On the event loop, in index order: deliver, then answer."""
+        for (_entry, plan, future, _loop), reason in refused:
+            self._pending.release(plan)
+            if not future.done():
+                future.set_exception(reason)
         for entry, plan, future, _loop in batch:
             self._pending.release(plan)
             if error is not None:
