@@ -50,6 +50,7 @@ from schemathesis import GenerationMode, checks as st_checks
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from waypost.durations import parse_duration  # noqa: E402
 from waypost.http.openapi import build  # noqa: E402
 from waypost.testing import AgentProcess, run_agent  # noqa: E402
 
@@ -73,7 +74,11 @@ PROBE_TARGETS = {
     "h2ping": "127.0.0.1:9",
 }
 #: Durations whose effect would land during the run (reaping, expiry).
-LONG_DURATIONS = {"deregistercriticalserviceafter": "24h", "expirationttl": "23h"}
+LONG_DURATIONS = {
+    "deregistercriticalserviceafter": "24h",
+    "expirationttl": "23h",
+    "ttl": "24h",  # a session's, or a check's (its status is left out anyway)
+}
 WRITE_METHODS = {"PUT", "POST", "DELETE"}
 
 
@@ -153,9 +158,15 @@ def _adjust_body(value: Any) -> Any:
 
 
 def _is_duration(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value not in ("", "0")
-    )
+    """A value the agent would take as a non-zero duration (others stay)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value > 0
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        return parse_duration(value) > 0
+    except ValueError:
+        return False
 
 
 def _adjust(case: Any) -> None:
@@ -252,7 +263,7 @@ def _fuzz_operation(
                 if key not in run.examples:
                     run.examples[key] = (
                         f"{method} {request.url} body={str(request.body)[:300]!r}"
-                        f" -> {status} {response.text[:300]!r}"
+                        f" -> {status} {response.content[:300]!r}"
                     )
 
     with warnings.catch_warnings():

@@ -474,6 +474,8 @@ class Op(NamedTuple):
     text: bool = False
     #: Error statuses answered as a JSON string rather than text.
     json_errors: tuple[int, ...] = ()
+    #: The 200 answer is bytes of this media type (a snapshot's gzipped tar).
+    media: str = ""
 
 
 def _list(name: str) -> JSON:
@@ -700,7 +702,7 @@ OPERATIONS: tuple[Op, ...] = (
     # issue 15b: snapshots, events, agent reload, coordinates
     Op("/v1/snapshot", "GET", "/v1/snapshot",
        "The whole state at one index: a gzipped tar (application/x-gzip)",
-       ("token", "dc", "stale")),
+       ("token", "dc", "stale"), media="application/x-gzip"),
     Op("/v1/snapshot", "PUT", "/v1/snapshot",
        "Replace the whole state with a snapshot archive's", ("token", "dc"),
        body="raw"),
@@ -772,7 +774,7 @@ OPERATIONS += (
        answer={"type": "object"}),
     Op("/v1/operator/usage", "GET", "/v1/operator/usage",
        "Service, instance and node counts per datacenter",
-       (*READ, "global"), answer={"type": "object"}),
+       ("token", "dc", "stale", "global"), answer={"type": "object"}),
     Op("/v1/config", "PUT", "/v1/config",
        "Create or replace a config entry (?cas)", (*WRITE, "cas"),
        body=decode.anything, answer=_TRUE),
@@ -878,7 +880,9 @@ def _success(op: Op) -> JSON:
     content: JSON = {}
     if op.answer is not None:
         content["application/json"] = {"schema": op.answer}
-    if op.text or op.answer is None:
+    if op.media:
+        content[op.media] = {"schema": {"format": "binary"}}
+    elif op.text or op.answer is None:
         content["text/plain"] = {"schema": _STR}
     headers: JSON = {"X-Consul-Results-Filtered-By-ACLs": _FILTERED}
     if op.blocking:

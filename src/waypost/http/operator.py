@@ -20,6 +20,7 @@ from waypost.core.config.model import Setting
 from waypost.durations import format_duration, parse_duration
 from waypost.exceptions import InvalidRequest
 from waypost.http import status
+from waypost.http.catalog import require_local_datacenter
 from waypost.http.decode import decode_json
 from waypost.http.messages import Query, Request, Response, json_response
 
@@ -125,6 +126,7 @@ def _autopilot(registry: Registry) -> tuple[dict[str, Any], int, int]:
 async def autopilot_configuration(
     registry: Registry, request: Request
 ) -> Response | Query:
+    require_local_datacenter(registry, request)
     if request.method == "PUT":
         return await _put_autopilot(registry, request)
 
@@ -255,6 +257,7 @@ def _tolerance(servers: list[dict[str, Any]]) -> int:
 
 async def autopilot_health(registry: Registry, request: Request) -> Response:
     """api.OperatorHealthReply; 429 when something is unhealthy, as Consul."""
+    require_local_datacenter(registry, request)
     servers = await _members(registry)
     since = _stable_since(registry)
     out_servers = [
@@ -285,6 +288,7 @@ async def autopilot_health(registry: Registry, request: Request) -> Response:
 
 async def autopilot_state(registry: Registry, request: Request) -> Response:
     """api.AutopilotState (CE fields)."""
+    require_local_datacenter(registry, request)
     servers = await _members(registry)
     since = _stable_since(registry)
     leader = next((s["ID"] for s in servers if s["Leader"]), "")
@@ -332,6 +336,7 @@ CONNECT_KINDS = (
 
 async def usage(registry: Registry, request: Request) -> Response:
     """structs.Usage: per datacenter, service and instance counts."""
+    require_local_datacenter(registry, request)
     catalog = registry.catalog
     instances = 0
     names: set[str] = set()
