@@ -422,3 +422,25 @@ def test_axe_finds_no_serious_violations(
     finally:
         context.close()
     assert problems == []
+
+
+def test_services_filter_by_name_tag_and_status(tab: Tab) -> None:
+    page = tab.open("#/services")
+    rows = page.locator("tr[data-service]")
+    expect(page.locator('tr[data-service="web"]')).to_be_visible(timeout=10_000)
+    page.get_by_label("Name").fill("we")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-service", "web")
+    page.get_by_label("Name").fill("")
+    page.get_by_label("Tag").select_option("postgres")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-service", "db")
+    page.get_by_label("Tag").select_option("")
+    page.get_by_label("Status").select_option("warning")
+    expect(page.locator('tr[data-service="web"]')).to_be_visible()
+    expect(page.locator('tr[data-service="db"]')).to_have_count(0)
+    page.get_by_label("Status").select_option("critical")
+    expect(page.locator('tr[data-service="cache"]')).to_be_visible()
+    expect(page.locator('tr[data-service="web"]')).to_have_count(0)
+    expect(page.locator("#svc-count")).to_contain_text(" of ")
+    assert tab.errors == []

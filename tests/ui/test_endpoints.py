@@ -113,3 +113,27 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(
     moved = http.get("/ui")
     assert moved.status_code == 301 and moved.headers["location"] == "/ui/"
     assert http.post("/ui/").status_code == 405
+
+
+def test_a_summary_row_follows_its_nodes_checks(agent: AgentProcess) -> None:
+    """Rows are reused while their service is unchanged; a node-level check
+    (node maintenance) changes every instance on the node, and the row."""
+    with httpx.Client(base_url=agent.url, timeout=30) as http:
+        _register(http, "steady", "steady-1", "passing")
+        _register(http, "other", "other-1", "passing")
+
+        def row(name: str) -> dict[str, object]:
+            rows = http.get("/v1/internal/ui/services").json()
+            return next(r for r in rows if r["Name"] == name)
+
+        assert row("steady")["InstancesPassing"] == 1
+        http.put("/v1/agent/check/fail/service:other-1")
+        assert row("other")["InstancesCritical"] == 1
+        assert row("steady")["InstancesPassing"] == 1
+        assert http.put("/v1/agent/maintenance?enable=true").status_code == 200
+        assert row("steady")["InstancesMaintenance"] == 1
+        assert http.put("/v1/agent/maintenance?enable=false").status_code == 200
+        assert row("steady")["InstancesPassing"] == 1
+        http.put("/v1/agent/service/deregister/steady-1")
+        names = [r["Name"] for r in http.get("/v1/internal/ui/services").json()]
+        assert "steady" not in names

@@ -50,10 +50,26 @@ function pause(ms, signal) {
   });
 }
 
+/** Resolves once the page is visible (at once if it is), or on abort. */
+function visible(signal) {
+  if (!document.hidden || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (document.hidden && !signal.aborted) return;
+      document.removeEventListener("visibilitychange", done);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /**
- * A blocking query kept open: `onData(data)` on the first answer and after
- * every change, until `signal` aborts. Consul's rules for the index: reset
- * when it goes backwards, never 0 once known.
+ * A blocking query kept open: `onData(data, result)` on the first answer and
+ * after every change, until `signal` aborts. Consul's rules for the index:
+ * reset when it goes backwards, never 0 once known. While the tab is hidden
+ * the query is not held (a browser keeps six connections per host; hidden
+ * tabs must not take them), and it resumes when the tab shows again.
  * `onError(error)` is told of failures; retries back off up to 10 s.
  */
 export function watch(path, { signal, onData, onError, wait = "55s", missingOk = false }) {
@@ -62,10 +78,17 @@ export function watch(path, { signal, onData, onError, wait = "55s", missingOk =
   let failures = 0;
   (async () => {
     while (!signal.aborted) {
+      await visible(signal);
+      if (signal.aborted) return;
       const sep = path.includes("?") ? "&" : "?";
       const url = index ? `${path}${sep}index=${index}&wait=${wait}` : path;
+      const request = new AbortController();
+      const stop = () => request.abort();
+      const hide = () => { if (document.hidden) request.abort(); };
+      signal.addEventListener("abort", stop, { once: true });
+      document.addEventListener("visibilitychange", hide);
       try {
-        const result = await api(url, { signal, missingOk });
+        const result = await api(url, { signal: request.signal, missingOk });
         failures = 0;
         const next = result.index;
         const changed = !index || next !== index;
@@ -74,10 +97,14 @@ export function watch(path, { signal, onData, onError, wait = "55s", missingOk =
         if (changed) onData(result.data, result);
       } catch (error) {
         if (signal.aborted) return;
+        if (request.signal.aborted) continue; // hidden: wait to be shown
         failures += 1;
         setLive(status, "error");
         if (onError) onError(error);
         await pause(Math.min(10000, 500 * 2 ** Math.min(failures, 5)), signal);
+      } finally {
+        signal.removeEventListener("abort", stop);
+        document.removeEventListener("visibilitychange", hide);
       }
     }
   })();

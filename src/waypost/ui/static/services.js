@@ -4,6 +4,8 @@
 import { watch } from "./api.js";
 import { STATUSES, badge, esc, explain, notice, recordPassing, sparkline } from "./util.js";
 
+const PAGE = 200;
+
 export function render(main, { signal }) {
   main.innerHTML = `
     <div class="page-head">
@@ -40,7 +42,8 @@ export function render(main, { signal }) {
         </tr></thead>
         <tbody id="svc-rows"><tr><td colspan="4" class="muted">Loading…</td></tr></tbody>
       </table>
-    </div>`;
+    </div>
+    <button type="button" id="svc-more" hidden></button>`;
   const rows = main.querySelector("#svc-rows");
   const count = main.querySelector("#svc-count");
   const search = main.querySelector("#svc-search");
@@ -48,7 +51,9 @@ export function render(main, { signal }) {
   const statusSelect = main.querySelector("#svc-status");
   const message = main.querySelector("#svc-notice");
   main.querySelector("form").addEventListener("submit", (e) => e.preventDefault());
+  const more = main.querySelector("#svc-more");
   let services = null;
+  let limit = PAGE;
 
   const draw = () => {
     if (!services) return;
@@ -67,11 +72,25 @@ export function render(main, { signal }) {
       ? `${services.length} services`
       : `${shown.length} of ${services.length} services`;
     const now = Date.now();
-    rows.innerHTML = shown.length ? shown.map((s) => row(s, now)).join("")
+    // A page of rows at a time: a table of thousands lays out slowly, and
+    // the filters find a service faster than scrolling does.
+    const page = shown.slice(0, limit);
+    rows.innerHTML = page.length ? page.map((s) => row(s, now)).join("")
       : `<tr><td colspan="4" class="muted">No service matches.</td></tr>`;
+    more.hidden = shown.length <= limit;
+    more.textContent = `Show ${Math.min(PAGE, shown.length - limit)} more of ${shown.length - limit} not shown`;
   };
+  more.addEventListener("click", () => {
+    limit += PAGE;
+    draw();
+  });
 
-  for (const input of [search, tagSelect, statusSelect]) input.addEventListener("input", draw);
+  for (const input of [search, tagSelect, statusSelect]) {
+    input.addEventListener("input", () => {
+      limit = PAGE;
+      draw();
+    });
+  }
 
   watch("/v1/internal/ui/services", {
     signal,
