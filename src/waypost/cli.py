@@ -52,6 +52,8 @@ _CONSUL_FLAGS = {
     "-alt-domain": "--alt-domain",
     "-recursor": "--recursor",
     "-log-json": "--log-json",
+    "-config-file": "--config-file",
+    "-config-dir": "--config-dir",
 }
 
 
@@ -164,6 +166,21 @@ def main() -> None:
 @etcd_options
 @dns_options
 @acl_options
+@click.option(
+    "--config-file",
+    "config_file",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Consul configuration file (.json or .hcl): services, checks,"
+    " settings; repeatable. Re-read by PUT /v1/agent/reload and SIGHUP.",
+)
+@click.option(
+    "--config-dir",
+    "config_dir",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Folder of configuration files (*.json, *.hcl, by name); repeatable.",
+)
 @click.option("--server", is_flag=True, hidden=True, help="Accepted for Consul; no-op.")
 @click.option(
     "--bootstrap", is_flag=True, hidden=True, help="Accepted for Consul; no-op."
@@ -184,6 +201,8 @@ def agent(
     panic_threshold: float,
     check_concurrency: int,
     log_json: bool,
+    config_file: tuple[str, ...],
+    config_dir: tuple[str, ...],
     server: bool,
     bootstrap: bool,
     **listening: object,
@@ -231,6 +250,8 @@ def agent(
         dns=dns,
         log_json=log_json,
         acl=acl,
+        config_files=config_file,
+        config_dirs=config_dir,
         **settings,
     )
     raise_open_files_limit()
@@ -281,9 +302,43 @@ def _run(coro: object) -> None:
 def entrypoint() -> None:
     """Console script: translate Consul's flags, then run click."""
     args = sys.argv[1:]
+    default_map: dict[str, object] = {}
     if args and args[0] == "agent":
         args = translate_consul_flags(args)
-    main.main(args=args, prog_name="waypost")
+        default_map = {"agent": _config_file_defaults(args)}
+    main.main(args=args, prog_name="waypost", default_map=default_map)
+
+
+def _config_file_defaults(args: list[str]) -> dict[str, object]:
+    """The settings of `--config-file`/`--config-dir` files, as defaults
+    of `waypost agent`'s flags: a flag on the command line (or in the
+    environment) wins, as in Consul. A file that cannot be read stops here;
+    unknown keys are logged by the agent when it reads the files again."""
+    files = _values_of(args, "--config-file")
+    dirs = _values_of(args, "--config-dir")
+    if not files and not dirs:
+        return {}
+    from waypost.config_files import ConfigError, read
+
+    try:
+        found = read(files, dirs)
+    except ConfigError as exc:
+        click.echo(f"waypost: error: {exc}", err=True)
+        sys.exit(1)
+    defaults = dict(found.flags)
+    if "--http-addr" in {a.partition("=")[0] for a in args}:
+        defaults.pop("http_port", None)  # --http-addr's port wins
+    return defaults
+
+
+def _values_of(args: list[str], flag: str) -> list[str]:
+    values = []
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            values.append(args[i + 1])
+        elif arg.startswith(flag + "="):
+            values.append(arg.partition("=")[2])
+    return values
 
 
 if __name__ == "__main__":  # pragma: no cover

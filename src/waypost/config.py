@@ -237,6 +237,8 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
         dns: the DNS interface (UDP and TCP on 127.0.0.1:8600 by default).
         log_json: log one JSON object per line (Consul's `-log-json`).
         acl: ACL tokens and policies (off by default, as in Consul).
+        config_files, config_dirs: Consul configuration files (services,
+            checks) the agent owns and re-reads on reload.
     """
 
     http_host: str = DEFAULT_HTTP_HOST
@@ -260,6 +262,11 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     dns: DnsConfig = msgspec.field(default_factory=DnsConfig)
     log_json: bool = False
     acl: AclConfig = msgspec.field(default_factory=AclConfig)
+    #: Consul configuration files and folders (`--config-file`,
+    #: `--config-dir`): their services and checks belong to the agent and
+    #: are re-read by `PUT /v1/agent/reload` and SIGHUP.
+    config_files: tuple[str, ...] = ()
+    config_dirs: tuple[str, ...] = ()
 
     @property
     def advertise_address(self) -> str:

@@ -111,6 +111,8 @@ class Registry:
         #: Set by the agent in cluster mode: send an encoded event to every
         #: agent, returning once this one received it (None: one agent).
         self.broadcast_event: Callable[[UserEvent], Awaitable[None]] | None = None
+        #: Set by the agent: re-read the configuration files (reload).
+        self.reload_config: Callable[[], Awaitable[None]] = _nothing_to_reload
         store.bind(self._deliver)
 
     def now(self) -> float:
@@ -397,6 +399,10 @@ class Registry:
         # Blocking queries answer now with what they have, instead of
         # holding the shutdown for up to ten minutes.
         self.watchers.notify_all()
+
+
+async def _nothing_to_reload() -> None:
+    return None
 
 
 def _is_gone(error: BaseException | None) -> bool:

@@ -28,6 +28,8 @@ from waypost.core.changes import (
 )
 from waypost.core.model import SERF_CHECK_ID, Check, HealthStatus, Node, Service
 from waypost.dns.server import DnsServer
+from waypost.exceptions import InvalidRequest, StartupError, StoreUnavailable
+from waypost.file_services import FileServices
 from waypost.http.app import ConsulAPI
 from waypost.http.listeners import HttpServer, open_listeners
 from waypost.logs import HUB
@@ -80,6 +82,10 @@ class Agent:
         self.registry.on_apply(self._applied)
         self.registry.count_running = self.runner.__len__
         self.cluster = _open_cluster(self)
+        #: The services and checks of --config-file/--config-dir.
+        self.file_services = FileServices(self.registry)
+        self.registry.reload_config = self.file_services.load
+        self._reloads: set[asyncio.Task[None]] = set()
 
     @property
     def catalog(self):  # type: ignore[no-untyped-def]
@@ -122,6 +128,11 @@ class Agent:
             await self.cluster.start(self._member())
         await self.registry.start_acl()
         await self._register_self()
+        try:
+            await self.file_services.load()
+        except InvalidRequest as exc:
+            message = str(exc).removeprefix("Failed to reload configs: ")
+            raise StartupError(message) from None
         for check in self.registry.catalog.all_checks():
             self.runner.sync(check)
         self.runner.start()
@@ -187,6 +198,19 @@ class Agent:
                 async with asyncio.timeout(delay):
                     await self._timer_wake.wait()
 
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: re-read the configuration files, as Consul's agent does."""
+        task = asyncio.get_running_loop().create_task(self._reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload(self) -> None:
+        logger.info("SIGHUP: reloading the configuration files")
+        try:
+            await self.file_services.load()
+        except (InvalidRequest, StoreUnavailable) as exc:
+            logger.error("reload refused, the old configuration stays: %s", exc)
+
     def request_shutdown(self) -> None:
         """Begin a graceful stop (PUT /v1/agent/leave, SIGTERM, SIGINT)."""
         self._stop.set()
@@ -227,6 +251,7 @@ class Agent:
                 await dns.start()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_shutdown)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
             logger.info(
                 "waypost agent %s listening on %s node=%s datacenter=%s"
                 " store=%s consul-api=%s dns=%s",
@@ -248,7 +273,7 @@ class Agent:
             await http.close(SHUTDOWN_GRACE)
         finally:
             await dns.stop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await http.stop_accepting()
             await http.tracker.stop()

@@ -1173,6 +1173,7 @@ CASES: list[Case] = [
         _write("event", "deploy"),
     ),
     Case("event list", "GET", lambda w: "/v1/event/list", _everyone()),
+    Case("agent reload", "PUT", lambda w: "/v1/agent/reload", _write("agent", "node")),
 ]
 
 # ---- sessions (issue 15): `session` rules on the session's node; only the

@@ -761,6 +761,7 @@ RULES: dict[Handler, Rule] = {
     ui.ring: Rule(_operator_read),
     ui.services: Rule(None, _ui_services),
     ui.nodes: Rule(None, _ui_nodes),
+    agent.reload: Rule(_agent_write),
     events.fire: Rule(_event_write),
     events.list_: Rule(None, _events),
     # transactions (issue 15)

@@ -252,26 +252,10 @@ async def service(registry: Registry, request: Request) -> Response:
 async def register_service(registry: Registry, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterService), then apply whole."""
     data = decode.decode_body(request.body, decode.SERVICE_REGISTRATION)
-    limits.check_lengths(data)
-    if not data.get("Name"):
-        raise InvalidRequest("Missing service name")
-    if wire.is_any_address(str(data.get("Address") or "")):
-        raise InvalidRequest("Invalid service address")
-    node = registry.config.node
-    service, numeric_id = wire.to_service(data, node=node)
-    service = msgspec.structs.replace(service, agent_tagged_defaults=True)
-    checks = _service_checks(registry, data, service)
-    registration = RegisterService(
-        service=service,
-        checks=checks,
-        replace_existing_checks=_replace_existing_checks(request),
-        keep_status=True,
+    change, service, numeric_id = service_registration(
+        registry, data, replace_existing_checks=_replace_existing_checks(request)
     )
-    sidecar = _sidecar(registry, data, service)
-    if sidecar is None:
-        await registry.apply(registration)
-    else:
-        await registry.apply(RegisterServices(items=[registration, sidecar]))
+    await registry.apply(change)
     headers = [TEXT_TYPE]
     if numeric_id and not service.port and _could_be_port(service.service_id):
         warning = (
@@ -315,6 +299,34 @@ def _sidecar(
         checks=_service_checks(registry, body, service),
         keep_status=True,
     )
+
+
+def service_registration(
+    registry: Registry, data: decode.Decoded, *, replace_existing_checks: bool
+) -> tuple[RegisterService | RegisterServices, Service, bool]:
+    """A decoded service definition (the register endpoint's body, or a
+    configuration file's `service`) as one change (with its sidecar, if it
+    asks for one), validated in Consul's order; the service; and whether
+    its ID was a JSON number."""
+    limits.check_lengths(data)
+    if not data.get("Name"):
+        raise InvalidRequest("Missing service name")
+    if wire.is_any_address(str(data.get("Address") or "")):
+        raise InvalidRequest("Invalid service address")
+    node = registry.config.node
+    service, numeric_id = wire.to_service(data, node=node)
+    service = msgspec.structs.replace(service, agent_tagged_defaults=True)
+    checks = _service_checks(registry, data, service)
+    registration = RegisterService(
+        service=service,
+        checks=checks,
+        replace_existing_checks=replace_existing_checks,
+        keep_status=True,
+    )
+    sidecar = _sidecar(registry, data, service)
+    if sidecar is None:
+        return registration, service, numeric_id
+    return RegisterServices(items=[registration, sidecar]), service, numeric_id
 
 
 def _could_be_port(service_id: str) -> bool:
@@ -467,6 +479,13 @@ async def checks(registry: Registry, request: Request) -> Response:
 async def register_check(registry: Registry, request: Request) -> Response:
     """Validate in Consul's order (AgentRegisterCheck), then apply."""
     data = decode.decode_body(request.body, decode.CHECK)
+    await registry.apply(check_registration(registry, data))
+    return empty_response()
+
+
+def check_registration(registry: Registry, data: decode.Decoded) -> RegisterCheck:
+    """A decoded check definition (the register endpoint's body, or a
+    configuration file's `check`) as one change, validated as Consul does."""
     limits.check_lengths(data)
     name = str(data.get("Name") or "")
     if not name:
@@ -483,8 +502,7 @@ async def register_check(registry: Registry, request: Request) -> Response:
         service_id=str(data.get("ServiceID") or ""),
     )
     registry.validate_check(check)
-    await registry.apply(RegisterCheck(check=check, keep_status=True))
-    return empty_response()
+    return RegisterCheck(check=check, keep_status=True)
 
 
 async def deregister_check(registry: Registry, request: Request) -> Response:
@@ -610,3 +628,13 @@ async def health_by_name(registry: Registry, request: Request) -> Response:
     worst = queries.worst_status(status for status, _ in results)
     bodies = [body for _, body in results]
     return _health_answer(request, bodies, worst, _STATUS_CODES[worst])
+
+
+# ---------------------------------------------------------------- issue 15b
+
+
+async def reload(registry: Registry, request: Request) -> Response:
+    """`PUT /v1/agent/reload`: re-read the configuration files (their
+    services and checks); a bad file is a 400 and the old ones stay."""
+    await registry.reload_config()
+    return empty_response()

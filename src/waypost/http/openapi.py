@@ -716,6 +716,8 @@ OPERATIONS: tuple[Op, ...] = (
        "Every node with its services and checks", READ,
        answer={"type": "array", "items": _obj({"Node": _STR}, ["Node"])},
        blocking=True),
+    Op("/v1/agent/reload", "PUT", "/v1/agent/reload",
+       "Re-read the configuration files (services, checks)", ("token",)),
     Op("/v1/event/fire/", "PUT", "/v1/event/fire/{name}",
        "Fire a user event to every agent (the body is its payload)",
        ("token", "dc", "event-node", "event-service", "event-tag"), body="raw",

@@ -161,6 +161,7 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/ui/api/ring", GET, ui.ring),
     ("/v1/internal/ui/services", GET, ui.services),
     ("/v1/internal/ui/nodes", GET, ui.nodes),
+    ("/v1/agent/reload", PUT, agent.reload),
     ("/v1/event/fire/", PUT, events.fire),
     ("/v1/event/list", GET, events.list_),
     # transactions (issue 15)
