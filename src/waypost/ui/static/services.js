@@ -4,7 +4,7 @@
 import { watch } from "./api.js";
 import { STATUSES, badge, esc, explain, notice, recordPassing, sparkline } from "./util.js";
 
-const PAGE = 200;
+const PAGE = 100;
 
 export function render(main, { signal }) {
   main.innerHTML = `
@@ -95,17 +95,21 @@ export function render(main, { signal }) {
   watch("/v1/internal/ui/services", {
     signal,
     onData(data, { response }) {
+      performance.mark("svc-data");
       services = data || [];
       const hidden = response.headers.get("X-Consul-Results-Filtered-By-ACLs") === "true";
       notice(message, "info", hidden
         ? "Some services are hidden: the ACL token in use may not read them. Enter another token in \"ACL token\" above to see more."
         : "");
       recordPassing(services.map((s) => [s.Name, s.InstancesPassing]));
+      performance.mark("svc-recorded");
       const tags = [...new Set(services.flatMap((s) => s.Tags))].sort();
       const chosen = tagSelect.value;
       tagSelect.innerHTML = `<option value="">Any tag</option>${tags
         .map((t) => `<option${t === chosen ? " selected" : ""}>${esc(t)}</option>`).join("")}`;
+      performance.mark("svc-tags");
       draw();
+      performance.mark("svc-drawn");
     },
     onError(error) {
       notice(message, "error", explain(error));
