@@ -34,6 +34,7 @@ from waypost.http.app import ConsulAPI
 from waypost.http.listeners import HttpServer, open_listeners
 from waypost.logs import HUB
 from waypost.registry import Clock, Registry
+from waypost.rtt import Peers, RttProber
 from waypost.runner.scheduler import CheckRunner
 from waypost.store.base import Store
 from waypost.store.memory import MemoryStore
@@ -86,6 +87,8 @@ class Agent:
         self.file_services = FileServices(self.registry)
         self.registry.reload_config = self.file_services.load
         self._reloads: set[asyncio.Task[None]] = set()
+        #: This agent's network coordinate (measured in cluster mode).
+        self.rtt = RttProber(self.registry, _peers(self))
 
     @property
     def catalog(self):  # type: ignore[no-untyped-def]
@@ -128,6 +131,7 @@ class Agent:
             await self.cluster.start(self._member())
         await self.registry.start_acl()
         await self._register_self()
+        await self.rtt.start()
         try:
             await self.file_services.load()
         except InvalidRequest as exc:
@@ -223,6 +227,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
         await self.runner.stop()
+        await self.rtt.stop()
         await self.registry.drain()
         if self.cluster is not None:
             await self.cluster.stop()
@@ -318,6 +323,25 @@ def _open_cluster(agent: Agent) -> Cluster | None:
         lambda value, revision: _receive_event(agent.registry, value, revision)
     )
     return cluster
+
+
+def _peers(agent: Agent) -> Peers | None:
+    """Cluster mode: the other live agents' HTTP addresses (for RTT probes)."""
+    from waypost.store.etcd import EtcdStore
+
+    store = agent.store
+    if agent.cluster is None or not isinstance(store, EtcdStore):
+        return None
+    node = agent.config.node
+
+    def peers() -> list[tuple[str, str, int]]:
+        return [
+            (m.node, m.address, m.http_port)
+            for m in store.members.values()
+            if m.node != node and m.address and m.http_port > 0
+        ]
+
+    return peers
 
 
 def _receive_event(registry: Registry, value: bytes, revision: int) -> None:

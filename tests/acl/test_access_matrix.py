@@ -1174,6 +1174,35 @@ CASES: list[Case] = [
     ),
     Case("event list", "GET", lambda w: "/v1/event/list", _everyone()),
     Case("agent reload", "PUT", lambda w: "/v1/agent/reload", _write("agent", "node")),
+    Case(
+        "coordinate datacenters",
+        "GET",
+        lambda w: "/v1/coordinate/datacenters",
+        _everyone(),
+    ),
+    Case(
+        "coordinate nodes",
+        "GET",
+        lambda w: "/v1/coordinate/nodes",
+        lambda c: (200, 1 if can(c, "node", "n", "read") else 0),
+        visible=lambda r: len(r.json()),
+    ),
+    Case(
+        "coordinate node",
+        "GET",
+        lambda w: f"/v1/coordinate/node/{w.node}",
+        _read("node", "n"),
+    ),
+    Case(
+        "coordinate update",
+        "PUT",
+        lambda w: "/v1/coordinate/update",
+        _write("node", "n"),
+        body=lambda w: {
+            "Node": w.node,
+            "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0, "Height": 1e-5},
+        },
+    ),
 ]
 
 # ---- sessions (issue 15): `session` rules on the session's node; only the

@@ -32,6 +32,7 @@ from waypost.core.changes import (
 )
 from waypost.core.config.changes import CONFIG_TABLES
 from waypost.core.config.state import ConfigState
+from waypost.core.coordinates import COORDINATES, NodeCoordinate
 from waypost.core.health import Deadlines
 from waypost.core.model import (
     NODE_MAINTENANCE_CHECK_ID,
@@ -121,6 +122,8 @@ class Catalog:
         self.ownership: Ownership | None = None
         #: Sessions, the locks they hold, their TTL timers and lock-delays.
         self.sessions = SessionState()
+        #: Network coordinates by node (`/v1/coordinate/*`, `?near=`).
+        self.coordinates: dict[str, NodeCoordinate] = {}
 
     # ------------------------------------------------------------ applying
 
@@ -206,6 +209,11 @@ class Catalog:
             self.acl.apply_row(table, key, value)
         elif table in CONFIG_TABLES:
             self.config.apply_row(table, key, value)
+        elif table == COORDINATES:
+            if value is None:
+                self.coordinates.pop(key, None)
+            else:
+                self.coordinates[key] = value  # type: ignore[assignment]
         elif table == SESSIONS:
             owned = value is not None and self._owns_session(value)  # type: ignore[arg-type]
             self.sessions.apply_row(key, value, now, owned=owned)  # type: ignore[arg-type]
@@ -547,7 +555,16 @@ class Catalog:
     #: The tables `rows()` yields; a guard test keeps it equal to
     #: `core/tables.TABLES`, so a new table cannot be left out of snapshots.
     DUMPED_TABLES = frozenset(
-        {NODES, SERVICES, CHECKS, KV, SESSIONS, *ACL_TABLES, *CONFIG_TABLES}
+        {
+            NODES,
+            SERVICES,
+            CHECKS,
+            KV,
+            SESSIONS,
+            COORDINATES,
+            *ACL_TABLES,
+            *CONFIG_TABLES,
+        }
     )
 
     def rows(self) -> Iterator[Row]:
@@ -565,6 +582,8 @@ class Catalog:
         yield from self.config.all_rows()
         for session in self.sessions.all():
             yield SESSIONS, session.id, session
+        for name in sorted(self.coordinates):
+            yield COORDINATES, name, self.coordinates[name]
 
     def counts(self) -> dict[str, int]:
         return {

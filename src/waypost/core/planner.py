@@ -41,6 +41,11 @@ from waypost.core.changes import (
     UpdateCheck,
     row_key,
 )
+from waypost.core.coordinates import (
+    COORDINATES,
+    PLANNERS as _COORDINATE_PLANNERS,
+    drop_with_node,
+)
 from waypost.core.model import (
     NODE_MAINTENANCE_CHECK_ID,
     SERVICE_MAINTENANCE_PREFIX,
@@ -228,6 +233,8 @@ class Draft:
 
         if table == SESSIONS:
             return self.catalog.sessions.get(key)
+        if table == COORDINATES:
+            return self.catalog.coordinates.get(key)
         return self.catalog.acl.row(table, key)
 
     # ------------------------------------------------------------ writes
@@ -245,6 +252,7 @@ class Draft:
 
     def delete_node(self, name: str) -> None:
         invalidate_node(self, name)
+        drop_with_node(self, name)
         self._set(NODES, name, None)
 
     def put_service(self, service: Service, *, is_new: bool) -> None:
@@ -670,6 +678,10 @@ _PLANNERS.update(_CONFIG_PLANNERS)
 from waypost.core.sessions import PLANNERS as _SESSION_PLANNERS  # noqa: E402
 
 _PLANNERS.update(_SESSION_PLANNERS)
+
+
+# Network coordinates (issue 15b).
+_PLANNERS.update(_COORDINATE_PLANNERS)
 
 
 # Other modules' planners register themselves (`core/txn.py`); the txn

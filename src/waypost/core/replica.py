@@ -26,6 +26,7 @@ from waypost.core.config.changes import (
     kind_topic,
     setting_topic,
 )
+from waypost.core.coordinates import COORDINATES, T_COORDINATES
 from waypost.core.model import Check, Service
 from waypost.core.sessions import SESSIONS, T_SESSIONS
 from waypost.core.tables import LOAD_ORDER
@@ -74,6 +75,8 @@ def topics_of(catalog: Catalog, rows: Iterable[Row]) -> set[Topic]:
             )
         elif table == SESSIONS:
             topics.add(T_SESSIONS)
+        elif table == COORDINATES:
+            topics.add(T_COORDINATES)
         elif table == NODES:
             name = key
             topics.update((T_NODES, node_topic(name)))

@@ -21,6 +21,7 @@ from waypost.core.acl.model import AclFact, AuthMethod, BindingRule, Policy, Rol
 from waypost.core.changes import CHECKS, KV, NODES, SERVICES
 from waypost.core.config.changes import CONFIG_ENTRIES, SETTINGS
 from waypost.core.config.model import ConfigEntry, Setting
+from waypost.core.coordinates import COORDINATES, NodeCoordinate
 from waypost.core.model import Check, KVEntry, Node, Service
 from waypost.core.sessions import SESSIONS, Session
 
@@ -40,6 +41,8 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     SETTINGS: Setting,
     # Sessions (issue 15): after nodes and checks, which they depend on.
     SESSIONS: Session,
+    # Network coordinates (issue 15b): after the nodes they belong to.
+    COORDINATES: NodeCoordinate,
 }
 
 #: table -> its place in the load order.

@@ -39,6 +39,7 @@ from waypost.http import (
     compact,
     config_entries,
     connect,
+    coordinate,
     events,
     health,
     kv,
@@ -651,6 +652,12 @@ def _txn(registry: Registry, request: Request, authz: Authorizer) -> None:
                 require(authz, "node", check.node, access)
 
 
+def _coordinate_update(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Consul's Coordinate.Update: node:write on the body's node."""
+    node = _field(_body(request), "Node")
+    require(authz, "node", str(node or ""), WRITE)
+
+
 # ---------------------------------------------------------------- the table
 
 _NOTHING = Rule()
@@ -764,6 +771,10 @@ RULES: dict[Handler, Rule] = {
     agent.reload: Rule(_agent_write),
     events.fire: Rule(_event_write),
     events.list_: Rule(None, _events),
+    coordinate.datacenters: _NOTHING,
+    coordinate.nodes: Rule(None, _catalog_nodes),
+    coordinate.node: Rule(_node_read_tail, _catalog_nodes),
+    coordinate.update: Rule(_coordinate_update),
     # transactions (issue 15)
     txn_.txn: Rule(_txn),
     # Connect data (issue 15): service:read on the name asked about, and the

@@ -15,7 +15,7 @@ from waypost.core.changes import (
 from waypost.core.model import Check, Node
 from waypost.core.topics import T_NODES, T_SERVICES, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import central_config, compact, decode, filtering, limits, wire
+from waypost.http import central_config, compact, decode, filtering, limits, near, wire
 from waypost.http.messages import Query, Request, Response, json_response
 from waypost.http.wire import JSON
 
@@ -165,9 +165,10 @@ async def nodes(registry: Registry, request: Request) -> Query:
             for name, n in sorted(registry.catalog.nodes.items())
             if queries.node_meta_matches(request.get_all("node-meta"), n.meta)
         ]
+        items = near.sort_near(registry, request, items, near.by_node)
         return json_response(filtering.apply(request, items))
 
-    return Query([T_NODES], render)
+    return Query([T_NODES, *near.near_topics(request)], render)
 
 
 async def services(registry: Registry, request: Request) -> Query:
@@ -214,9 +215,10 @@ async def service(registry: Registry, request: Request) -> Query:
             catalog = registry.catalog
             found = [(n, central_config.merged(catalog, s)) for n, s in found]
         rows = [wire.catalog_service_json(node, s) for node, s in found]
+        rows = near.sort_near(registry, request, rows, near.by_node)
         return compact.catalog_response(request, filtering.apply(request, rows))
 
-    topics = [service_topic(name)]
+    topics = [service_topic(name), *near.near_topics(request)]
     return Query(topics + central_config.TOPICS if merge else topics, render)
 
 

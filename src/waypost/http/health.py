@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from waypost.core import queries
 from waypost.core.topics import T_CHECKS, node_topic, service_topic
 from waypost.exceptions import InvalidRequest
-from waypost.http import central_config, compact, decode, filtering, wire
+from waypost.http import central_config, compact, decode, filtering, near, wire
 from waypost.http.catalog import (
     is_peer_query,
     require_local_datacenter,
@@ -55,10 +55,11 @@ async def service(registry: Registry, request: Request) -> Query:
             }
             for node, instance, checks in answer.entries
         ]
+        rows = near.sort_near(registry, request, rows, near.by_entry_node)
         rows = filtering.apply(request, rows)
         return compact.health_response(request, rows, headers)
 
-    topics = [service_topic(name)]
+    topics = [service_topic(name), *near.near_topics(request)]
     return Query(topics + central_config.TOPICS if merge else topics, render)
 
 
@@ -84,9 +85,10 @@ async def checks(registry: Registry, request: Request) -> Query:
             wire.check_json(c)
             for c in queries.service_checks(registry.catalog, name, node_meta)
         ]
+        rows = near.sort_near(registry, request, rows, near.by_node)
         return json_response(filtering.apply(request, rows))
 
-    return Query([service_topic(name)], render)
+    return Query([service_topic(name), *near.near_topics(request)], render)
 
 
 async def node(registry: Registry, request: Request) -> Query:
@@ -117,6 +119,7 @@ async def state(registry: Registry, request: Request) -> Query:
             wire.check_json(c)
             for c in queries.checks_in_state(registry.catalog, wanted, node_meta)
         ]
+        rows = near.sort_near(registry, request, rows, near.by_node)
         return json_response(filtering.apply(request, rows))
 
-    return Query([T_CHECKS], render)
+    return Query([T_CHECKS, *near.near_topics(request)], render)

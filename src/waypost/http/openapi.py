@@ -77,7 +77,9 @@ PARAMETERS: dict[str, JSON] = {
         "explode": True,
     },
     "passing": _query("passing", _FLAG, "Only instances whose checks all pass."),
-    "near": _query("near", _STR, "Accepted; answers are not sorted by distance."),
+    "near": _query(
+        "near", _STR, "Sort by estimated round-trip time from this node (_agent)."
+    ),
     "peer": _query("peer", _STR, "A cluster peer: waypost has none (empty answer)."),
     "ns": _query("ns", _STR, "Enterprise namespace: accepted, not used."),
     "partition": _query("partition", _STR, "Enterprise partition: accepted."),
@@ -265,6 +267,22 @@ RESPONSES: dict[str, JSON] = {
             "Checks": _nullable({"type": "array", "items": _ref("HealthCheck")}),
         },
         ["AggregatedStatus"],
+    ),
+    "Coordinate": _obj(
+        {
+            "Node": _STR,
+            "Segment": _STR,
+            "Coord": _obj(
+                {
+                    "Vec": {"type": "array", "items": {"type": "number"}},
+                    "Error": {"type": "number"},
+                    "Adjustment": {"type": "number"},
+                    "Height": {"type": "number"},
+                },
+                ["Vec", "Error", "Adjustment", "Height"],
+            ),
+        },
+        ["Node", "Coord"],
     ),
     "UserEvent": _obj(
         {
@@ -716,6 +734,18 @@ OPERATIONS: tuple[Op, ...] = (
        "Every node with its services and checks", READ,
        answer={"type": "array", "items": _obj({"Node": _STR}, ["Node"])},
        blocking=True),
+    Op("/v1/coordinate/datacenters", "GET", "/v1/coordinate/datacenters",
+       "The datacenter's agent coordinates (Consul: the WAN servers')", (),
+       answer={"type": "array", "items": _obj({"Datacenter": _STR, "AreaID": _STR,
+               "Coordinates": _list("Coordinate")}, ["Datacenter"])}),
+    Op("/v1/coordinate/nodes", "GET", "/v1/coordinate/nodes",
+       "Every node's network coordinate", (*READ, "filter"),
+       answer=_list("Coordinate"), blocking=True),
+    Op("/v1/coordinate/node/", "GET", "/v1/coordinate/node/{node}",
+       "One node's network coordinate", READ, answer=_list("Coordinate"),
+       blocking=True),
+    Op("/v1/coordinate/update", "PUT", "/v1/coordinate/update",
+       "Set a node's network coordinate", WRITE, body="raw", answer=_TRUE),
     Op("/v1/agent/reload", "PUT", "/v1/agent/reload",
        "Re-read the configuration files (services, checks)", ("token",)),
     Op("/v1/event/fire/", "PUT", "/v1/event/fire/{name}",

@@ -16,6 +16,7 @@ from waypost.http import (
     catalog,
     config_entries,
     connect,
+    coordinate,
     events,
     health,
     kv,
@@ -164,6 +165,10 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/agent/reload", PUT, agent.reload),
     ("/v1/event/fire/", PUT, events.fire),
     ("/v1/event/list", GET, events.list_),
+    ("/v1/coordinate/datacenters", GET, coordinate.datacenters),
+    ("/v1/coordinate/nodes", GET, coordinate.nodes),
+    ("/v1/coordinate/node/", GET, coordinate.node),
+    ("/v1/coordinate/update", PUT, coordinate.update),
     # transactions (issue 15)
     ("/v1/txn", PUT, txn_.txn),
     # Connect's control-plane data (issue 15)

@@ -15,6 +15,7 @@ from sys import intern
 
 import msgspec
 
+from waypost.core.coordinates import NodeCoordinate
 from waypost.core.events import UserEvent
 from waypost.core.model import (
     Check,
@@ -26,6 +27,7 @@ from waypost.core.model import (
     Weights,
     check_type,
 )
+from waypost.core.vivaldi import Coordinate
 from waypost.durations import format_duration
 from waypost.exceptions import InvalidRequest
 from waypost.http import connect_wire
@@ -629,4 +631,26 @@ def event_json(event: UserEvent) -> JSON:
         "TagFilter": event.tag_filter,
         "Version": event.version,
         "LTime": event.ltime,
+    }
+
+
+# ---------------------------------------------------------------- coordinates
+
+
+def coord_json(coord: Coordinate) -> JSON:
+    """serf's Coordinate as Consul's API shows it."""
+    return {
+        "Vec": list(coord.vec),
+        "Error": coord.error,
+        "Adjustment": coord.adjustment,
+        "Height": coord.height,
+    }
+
+
+def coordinate_json(entry: NodeCoordinate) -> JSON:
+    """Consul's structs.Coordinate (Partition is Enterprise's: left out)."""
+    return {
+        "Node": entry.node,
+        "Segment": entry.segment,
+        "Coord": coord_json(entry.coord),
     }

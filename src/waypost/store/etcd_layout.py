@@ -35,6 +35,7 @@ from waypost.core.changes import (
     Row,
 )
 from waypost.core.config.changes import CONFIG_TABLES
+from waypost.core.coordinates import COORDINATES
 from waypost.core.model import Check, Service
 from waypost.core.sessions import SESSIONS
 from waypost.core.tables import LOAD_ORDER, TABLES
@@ -218,6 +219,8 @@ def revision_reader(catalog: Catalog) -> Callable[[str, str], int]:
             value = catalog.acl.row(table, key)
         elif table in CONFIG_TABLES:
             value = catalog.config.row(table, key)
+        elif table == COORDINATES:
+            value = catalog.coordinates.get(key)
         elif table in ACL_LOCKS:
             return 0  # a lock key, never a row: compared as absent
         elif table == SESSIONS:
