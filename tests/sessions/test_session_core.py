@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from tests.core.test_registry import NODE, registry, tick, ttl_instance, with_node
-from waypost.core.changes import DeregisterNode, UpdateCheck
+from waypost.core.changes import (
+    DeregisterCheck,
+    DeregisterNode,
+    DeregisterService,
+    UpdateCheck,
+)
 from waypost.core.model import HealthStatus
 from waypost.core.sessions import (
     CreateSession,
@@ -96,3 +101,20 @@ async def test_deregistering_the_node_ends_its_sessions() -> None:
     await reg.apply(DeregisterNode(node=NODE))
     assert len(reg.catalog.sessions) == 0
     assert _holder(reg, "k") == ""
+
+
+async def test_deregistering_a_check_or_its_service_ends_its_sessions() -> None:
+    reg = await with_node(registry(ManualClock()))
+    await reg.apply(ttl_instance("web1"))
+    await reg.apply(ttl_instance("web2"))
+    for sid, check in (("s1", "service:web1"), ("s2", "service:web2")):
+        session = Session(id=sid, node=NODE, checks=(check,), node_checks=())
+        await reg.apply(CreateSession(session=session))
+        assert await _lock(reg, f"k-{sid}", sid)
+    await reg.apply(DeregisterCheck(node=NODE, check_id="service:web1"))
+    assert reg.catalog.sessions.get("s1") is None
+    assert _holder(reg, "k-s1") == ""
+    assert reg.catalog.sessions.get("s2") is not None
+    await reg.apply(DeregisterService(node=NODE, service_id="web2"))
+    assert len(reg.catalog.sessions) == 0
+    assert _holder(reg, "k-s2") == ""
