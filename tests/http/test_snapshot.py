@@ -162,7 +162,28 @@ def test_snapshot_under_write_load_restores_the_state_at_its_index(
         assert _rows(http.get("/v1/snapshot").content) == taken
 
 
-def _round_trip(url: str) -> dict[tuple[str, str], msgspec.Struct]:
+def test_snapshot_under_write_load_on_etcd() -> None:
+    """Cluster mode: the same cut and the same state after the restore;
+    each row keeps its value and CreateIndex, and takes the restore's etcd
+    revision as its ModifyIndex (etcd numbers every key it writes)."""
+    with EtcdCluster(3) as etcd:
+        args = ["--etcd", etcd.endpoints, "--etcd-prefix", "/load"]
+        with run_agent(extra_args=args) as agent:
+            _round_trip(agent.url, on_etcd=True)
+
+
+def _without_modify_index(
+    rows: dict[tuple[str, str], msgspec.Struct],
+) -> dict[tuple[str, str], msgspec.Struct]:
+    return {
+        key: msgspec.structs.replace(value, modify_index=0)
+        for key, value in rows.items()
+    }
+
+
+def _round_trip(
+    url: str, *, on_etcd: bool = False
+) -> dict[tuple[str, str], msgspec.Struct]:
     archive, index, writers = _snapshot_under_load(url)
     assert archive[:2] == b"\x1f\x8b"
     assert decode(archive).index == index
@@ -184,13 +205,20 @@ def _round_trip(url: str) -> dict[tuple[str, str], msgspec.Struct]:
         # State after == state at the snapshot's index, row for row, with
         # each row's CreateIndex and ModifyIndex.
         again = http.get("/v1/snapshot")
-        assert _rows(again.content) == taken
+        after = _rows(again.content)
         # The restore is a change of its own: the index moves on, never back.
         assert _index(again) > before
         listed = http.get("/v1/kv/load", params={"recurse": ""}).json()
         assert {("kv", e["Key"]) for e in listed} == {
             k for k in expected if k[0] == "kv"
         }
+        if on_etcd:
+            assert _without_modify_index(after) == _without_modify_index(taken)
+            restored_at = {v.modify_index for v in after.values()}  # type: ignore[attr-defined]
+            assert len(restored_at) == 1
+            assert restored_at.pop() > before
+            return taken
+        assert after == taken
         for entry in listed:
             assert entry["ModifyIndex"] == taken[("kv", entry["Key"])].modify_index  # type: ignore[attr-defined]
     return taken
