@@ -907,6 +907,97 @@ CASES: list[Case] = [
         lambda w: "/v1/catalog/gateway-services/web",
         _read("service", "web"),
     ),
+    # ---- intentions, Connect CA, discovery chain, force-leave (issue 15)
+    Case("intentions list", "GET", lambda w: "/v1/connect/intentions", _everyone()),
+    Case(
+        "intention create",
+        "POST",
+        lambda w: "/v1/connect/intentions",
+        _write("service", "web"),
+        body=lambda w: {
+            "SourceName": "db",
+            "DestinationName": "web",
+            "Action": "allow",
+        },
+        restore=lambda w: (
+            w.mgmt("DELETE", "/v1/connect/intentions/exact?source=db&destination=web")
+            and None
+        ),
+    ),
+    Case(
+        "intention exact read",
+        "GET",
+        lambda w: "/v1/connect/intentions/exact?source=db&destination=web",
+        lambda c: (allowed(can(c, "service", "web", "read"), 404), None),
+    ),
+    Case(
+        "intention exact put",
+        "PUT",
+        lambda w: "/v1/connect/intentions/exact?source=db&destination=web",
+        _write("service", "web"),
+        body=lambda w: {"Action": "deny"},
+        restore=lambda w: (
+            w.mgmt("DELETE", "/v1/connect/intentions/exact?source=db&destination=web")
+            and None
+        ),
+    ),
+    Case(
+        "intention exact delete",
+        "DELETE",
+        lambda w: "/v1/connect/intentions/exact?source=db&destination=web",
+        _write("service", "web"),
+    ),
+    Case(
+        "intention check",
+        "GET",
+        lambda w: "/v1/connect/intentions/check?source=db&destination=web",
+        _read("service", "web"),
+    ),
+    Case(
+        "intention match",
+        "GET",
+        lambda w: "/v1/connect/intentions/match?by=destination&name=web",
+        _everyone(),
+    ),
+    Case(
+        "intention by id",
+        "GET",
+        lambda w: "/v1/connect/intentions/00000000-0000-0000-0000-000000000001",
+        lambda c: (allowed(can(c, "operator", "", "read"), 404), None),
+    ),
+    Case("ca roots", "GET", lambda w: "/v1/connect/ca/roots", _everyone()),
+    Case("agent ca roots", "GET", lambda w: "/v1/agent/connect/ca/roots", _everyone()),
+    Case(
+        "ca configuration",
+        "GET",
+        lambda w: "/v1/connect/ca/configuration",
+        _read("operator", ""),
+    ),
+    Case(
+        "ca configuration put",
+        "PUT",
+        lambda w: "/v1/connect/ca/configuration",
+        _write("operator", ""),
+        body=lambda w: {"Provider": "consul", "Config": {"LeafCertTTL": "72h"}},
+    ),
+    Case(
+        "ca leaf",
+        "GET",
+        lambda w: "/v1/agent/connect/ca/leaf/web",
+        _write("service", "web"),
+    ),
+    Case(
+        "discovery chain",
+        "GET",
+        lambda w: "/v1/discovery-chain/web",
+        _read("service", "web"),
+    ),
+    Case(
+        "agent force-leave",
+        "PUT",
+        lambda w: "/v1/agent/force-leave/nowhere",
+        lambda c: (allowed(can(c, "operator", "", "write"), 400), None),
+    ),
     # ---- Eureka's API on the same catalog
     *(
         Case(f"eureka {what}", "GET", lambda w, path=path: path, _every_service_read)

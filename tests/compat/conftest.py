@@ -87,18 +87,18 @@ def agent_args() -> tuple[str, ...]:
 
 
 @pytest.fixture
-def consul_instance() -> Iterator[tuple[int, str]]:
+def consul_instance() -> Iterator[ConsulInstance]:
     with run_agent(extra_args=list(agent_args())) as agent:
         # py-consul's default host is 127.0.0.1, as is the agent's.
         assert agent.host == "127.0.0.1"
         bootstrap(agent.port)
-        yield agent.port, get_consul_version(agent.port)
+        # Upstream's ConsulInstance(container, port, version).
+        yield ConsulInstance(None, agent.port, get_consul_version(agent.port))
 
 
 @pytest.fixture
-def consul_port(consul_instance: tuple[int, str]) -> tuple[int, str]:
-    port, version = consul_instance
-    return port, version
+def consul_port(consul_instance: ConsulInstance) -> tuple[int, str]:
+    return consul_instance.port, consul_instance.version
 
 
 @pytest.fixture

@@ -39,9 +39,12 @@ from waypost.http import (
     compact,
     config_entries,
     connect,
+    connect_ca,
     coordinate,
+    discovery_chain,
     events,
     health,
+    intentions,
     kv,
     operator,
     session as session_,
@@ -279,6 +282,55 @@ def _config_list(authz: Authorizer, data: Any) -> tuple[Any, bool]:
         return True
 
     return _keep(data, readable)
+
+
+def _service_write_tail(
+    registry: Registry, request: Request, authz: Authorizer
+) -> None:
+    if request.tail:
+        require(authz, "service", request.tail, WRITE)
+
+
+def _intention_write_body(
+    registry: Registry, request: Request, authz: Authorizer
+) -> None:
+    if request.method != "POST":
+        return
+    name = _field(_body(request), "DestinationName")
+    if isinstance(name, str):
+        require(authz, "service", name, WRITE)
+    else:
+        _mesh_write(authz)  # the handler's 400 for whoever may write
+
+
+def _intention_exact(registry: Registry, request: Request, authz: Authorizer) -> None:
+    destination = request.get("destination")
+    access = READ if request.method == "GET" else WRITE
+    require(authz, "service", destination, access)
+
+
+def _intention_check(registry: Registry, request: Request, authz: Authorizer) -> None:
+    require(authz, "service", request.get("destination"), READ)
+
+
+def _intention_list(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    if not isinstance(data, list):
+        return data, False
+    return _keep(
+        data, lambda i: authz.allows("service", i.get("DestinationName", ""), READ)
+    )
+
+
+def _intention_match(authz: Authorizer, data: Any) -> tuple[Any, bool]:
+    if not isinstance(data, dict):
+        return data, False
+    removed = False
+    out: dict[str, Any] = {}
+    for name, found in data.items():
+        kept, less = _intention_list(authz, found)
+        out[name] = kept
+        removed = removed or less
+    return out, removed
 
 
 def _gateway_services(authz: Authorizer, data: Any) -> tuple[Any, bool]:
@@ -783,6 +835,19 @@ RULES: dict[Handler, Rule] = {
     connect.health_connect: Rule(_service_read_tail, _health_service),
     connect.health_ingress: Rule(_service_read_tail, _health_service),
     connect.catalog_gateway_services: Rule(_service_read_tail, _gateway_services),
+    # intentions (service rules, see _SERVICE_KINDS), the CA (anyone reads
+    # the roots; operator rules for its configuration; service:write for a
+    # leaf, as Consul), the discovery chain (service:read), force-leave
+    intentions.list_or_create: Rule(_intention_write_body, _intention_list),
+    intentions.exact: Rule(_intention_exact),
+    intentions.check: Rule(_intention_check),
+    intentions.match: Rule(None, _intention_match),
+    intentions.by_id: Rule(_operator_by_method),
+    connect_ca.roots: _NOTHING,
+    connect_ca.configuration: Rule(_operator_by_method),
+    connect_ca.leaf: Rule(_service_write_tail),
+    discovery_chain.read: Rule(_service_read_tail),
+    operator.force_leave: Rule(_operator_write),
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

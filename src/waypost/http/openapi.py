@@ -768,6 +768,18 @@ PARAMETERS.update(
         "global": _query("global", _PRESENCE, "Every datacenter (there is one)."),
         "relay-factor": _query("relay-factor", _INT, "Gossip relay factor."),
         "local-only": _query("local-only", _FLAG, "This agent's keyring only."),
+        "source": _query("source", _STR, "An intention's source service."),
+        "destination": _query("destination", _STR, "Its destination service."),
+        "source-type": _query("source-type", _STR, "consul (the only type)."),
+        "by": _query("by", _STR, "source or destination."),
+        "name": {
+            **_query("name", {"type": "array", "items": _STR}, "Names to match."),
+            "style": "form",
+            "explode": True,
+        },
+        "pem": _query("pem", _FLAG, "Answer the roots as a PEM bundle."),
+        "compile-dc": _query("compile-dc", _STR, "Datacenter to compile in."),
+        "prune": _query("prune", _FLAG, "Also forget the member."),
         "merge-central-config": _query(
             "merge-central-config",
             _PRESENCE,
@@ -833,6 +845,63 @@ OPERATIONS += (
        "/v1/catalog/gateway-services/{gateway}",
        "The services a gateway's config entry fronts", (*READ, "filter"),
        answer={"type": "array"}, blocking=True),
+    Op("/v1/connect/intentions", "GET", "/v1/connect/intentions",
+       "Every intention (from service-intentions entries)", (*READ, "filter"),
+       answer={"type": "array"}, blocking=True),
+    Op("/v1/connect/intentions", "POST", "/v1/connect/intentions",
+       "Create an intention with a legacy ID (deprecated in Consul)", WRITE,
+       body=decode.anything, answer=_obj({"ID": _STR})),
+    *(
+        Op("/v1/connect/intentions/exact", method, "/v1/connect/intentions/exact",
+           summary, (*(READ if method == "GET" else WRITE), "source", "destination"),
+           body=decode.anything if method == "PUT" else None,
+           answer=_TRUE if method != "GET" else {"type": "object"},
+           blocking=method == "GET")
+        for method, summary in (
+            ("GET", "One intention, by source and destination"),
+            ("PUT", "Create or replace an intention"),
+            ("DELETE", "Delete an intention"),
+        )
+    ),
+    Op("/v1/connect/intentions/check", "GET", "/v1/connect/intentions/check",
+       "Whether a connection would be allowed",
+       (*READ, "source", "destination", "source-type"),
+       answer=_obj({"Allowed": _TRUE}), blocking=True),
+    Op("/v1/connect/intentions/match", "GET", "/v1/connect/intentions/match",
+       "Intentions matching names, by source or destination",
+       (*READ, "by", "name"), answer={"type": "object"}, blocking=True),
+    *(
+        Op("/v1/connect/intentions/", method, "/v1/connect/intentions/{id}",
+           f"{summary} an intention by legacy ID (deprecated in Consul)",
+           READ if method == "GET" else WRITE,
+           body=decode.anything if method == "PUT" else None,
+           answer={"type": "object"} if method == "GET" else _TRUE,
+           blocking=method == "GET")
+        for method, summary in (("GET", "Read"), ("PUT", "Replace"),
+                                ("DELETE", "Delete"))
+    ),
+    *(
+        Op(route, "GET", route, "The Connect CA's roots (?pem: a PEM bundle)",
+           (*READ, "pem"), answer={"type": "object"}, blocking=True, text=True)
+        for route in ("/v1/connect/ca/roots", "/v1/agent/connect/ca/roots")
+    ),
+    Op("/v1/connect/ca/configuration", "GET", "/v1/connect/ca/configuration",
+       "The CA configuration", READ, answer={"type": "object"}, blocking=True),
+    Op("/v1/connect/ca/configuration", "PUT", "/v1/connect/ca/configuration",
+       "Change the CA configuration (the consul provider; rotates the root on"
+       " a new key type)", WRITE, body=decode.anything),
+    Op("/v1/agent/connect/ca/leaf/", "GET", "/v1/agent/connect/ca/leaf/{service}",
+       "A leaf certificate for a service, signed by the active root",
+       ("token",), answer={"type": "object"}),
+    Op("/v1/discovery-chain/", "GET", "/v1/discovery-chain/{service}",
+       "The compiled discovery chain", (*READ, "compile-dc"),
+       answer=_obj({"Chain": {"type": "object"}}), blocking=True),
+    Op("/v1/discovery-chain/", "POST", "/v1/discovery-chain/{service}",
+       "The compiled discovery chain, with overrides", ("token", "compile-dc"),
+       body=decode.anything, answer=_obj({"Chain": {"type": "object"}})),
+    Op("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/{node}",
+       "Force a member out (waypost: no gossip pool, always 400)",
+       (*WRITE, "prune", "wan")),
 )  # fmt: skip
 
 # Sessions (issue 15); the body is read back from http/session.py's decoder.

@@ -382,3 +382,24 @@ async def usage(registry: Registry, request: Request) -> Response:
         "ResultsFilteredByACLs": False,
     }
     return json_response(body)
+
+
+# ---------------------------------------------------------------- force-leave
+
+
+async def force_leave(registry: Registry, request: Request) -> Response:
+    """PUT /v1/agent/force-leave/:node (`?prune`, `?wan`). waypost has no
+    gossip pool to force a member out of: a node never seen is Consul's
+    error; a known one is refused, saying where membership lives."""
+    node = request.tail
+    if not node:
+        raise InvalidRequest("Missing node name")
+    request.flag("prune")  # Consul's ParseBool errors for a bad value
+    known = node in registry.catalog.nodes or node == registry.config.node
+    if not known:
+        raise InvalidRequest(f"agent: No node found with name '{node}'")
+    raise InvalidRequest(
+        f"cannot force-leave {node!r}: waypost has no gossip pool (in cluster"
+        " mode a stopped agent leaves when its etcd lease expires; deregister"
+        " a catalog node with /v1/catalog/deregister)"
+    )

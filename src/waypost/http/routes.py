@@ -16,9 +16,12 @@ from waypost.http import (
     catalog,
     config_entries,
     connect,
+    connect_ca,
     coordinate,
+    discovery_chain,
     events,
     health,
+    intentions,
     kv,
     operator,
     session as session_,
@@ -39,6 +42,7 @@ Handler = Callable[["Registry", Request], Awaitable[Response | Query]]
 GET, PUT, DELETE = frozenset({"GET"}), frozenset({"PUT"}), frozenset({"DELETE"})
 GET_PUT_DELETE = frozenset({"GET", "PUT", "DELETE"})
 GET_PUT = frozenset({"GET", "PUT"})
+GET_POST = frozenset({"GET", "POST"})
 GET_DELETE = frozenset({"GET", "DELETE"})
 GET_POST_PUT_DELETE = frozenset({"GET", "POST", "PUT", "DELETE"})
 EUREKA_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
@@ -176,6 +180,18 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/health/connect/", GET, connect.health_connect),
     ("/v1/health/ingress/", GET, connect.health_ingress),
     ("/v1/catalog/gateway-services/", GET, connect.catalog_gateway_services),
+    # intentions, the Connect CA, the discovery chain, force-leave (issue 15)
+    ("/v1/connect/intentions", GET_POST, intentions.list_or_create),
+    ("/v1/connect/intentions/exact", GET_PUT_DELETE, intentions.exact),
+    ("/v1/connect/intentions/check", GET, intentions.check),
+    ("/v1/connect/intentions/match", GET, intentions.match),
+    ("/v1/connect/intentions/", GET_PUT_DELETE, intentions.by_id),
+    ("/v1/connect/ca/roots", GET, connect_ca.roots),
+    ("/v1/connect/ca/configuration", GET_PUT, connect_ca.configuration),
+    ("/v1/agent/connect/ca/roots", GET, connect_ca.roots),
+    ("/v1/agent/connect/ca/leaf/", GET, connect_ca.leaf),
+    ("/v1/discovery-chain/", GET_POST, discovery_chain.read),
+    ("/v1/agent/force-leave/", PUT, operator.force_leave),
 ]
 
 
