@@ -147,6 +147,10 @@ def test_catalog_and_health_connect_answer_proxies_and_native_services(
     # No proxy runs, so its TCP check is critical: ?passing has nobody.
     assert http.get("/v1/health/connect/web?passing").json() == []
     assert http.get("/v1/health/connect/web?peer=elsewhere").json() == []
+    usage = http.get("/v1/operator/usage").json()["Usage"]["dc1"]
+    assert usage["ConnectServiceInstances"]["connect-proxy"] == 1
+    assert usage["ConnectServiceInstances"]["connect-native"] == 1
+    assert usage["BillableServiceInstances"] == 3  # web, api, plain
 
 
 def test_a_blocking_connect_query_wakes_when_a_proxy_registers(

@@ -345,10 +345,10 @@ async def usage(registry: Registry, request: Request) -> Response:
     for service in catalog.all_services():
         instances += 1
         names.add(service.name)
-        kind = getattr(service, "kind", "") or ""
+        kind = service.kind
         if kind in connect:
             connect[kind] += 1
-        elif getattr(service, "connect_native", False):
+        elif service.connect_native:
             connect["connect-native"] += 1
         if (
             kind
