@@ -365,10 +365,10 @@ def test_wrong_method_is_405_with_an_allow_header(
 # Endpoints Consul has and waypost does not serve, and paths nobody serves.
 _UNSERVED = [
     "/v1/nope",
-    "/v1/event/list",
+    "/v1/query",
     "/v1/acl/replication",
-    "/v1/coordinate/nodes",
-    "/v1/session/create",
+    "/v1/peerings",
+    "/v1/agent/host",
     "/v1/catalog/nope",
     "/v1/agent/nope",
     "/v1/",
