@@ -42,6 +42,13 @@ export function render(main, { signal }) {
         beats: counter(metrics.data, "waypost.ttl_heartbeats"),
         commits: counter(metrics.data, "consul.raft.commitTime"),
       };
+      // Cluster mode: a commit is an etcd transaction.
+      const txns = metrics.data.Samples.filter((m) =>
+        m.Name === "waypost.etcd_request_duration_seconds" && m.Labels.method === "Txn");
+      if (txns.length) {
+        sample.commits = txns.reduce((acc, m) => ({ count: acc.count + m.Count, sum: acc.sum + m.Sum, max: Math.max(acc.max, m.Max || 0) }),
+          { count: 0, sum: 0, max: 0 });
+      }
       notice(message, "info", "");
       drawBrake(main.querySelector("#brake"), self.data.Stats.self_preservation);
       drawTraffic(main.querySelector("#traffic"), self.data.Stats.waypost, sample, previous);
@@ -113,7 +120,8 @@ function drawCatalog(node, stats, metrics) {
 
 async function drawCluster(node, self, metrics, signal) {
   const consul = self.Stats.consul;
-  const clustered = consul.bootstrap !== "true";
+  // An agent of a cluster is not its own bootstrap member (its gossip tags).
+  const clustered = self.Member.Tags.bootstrap === "0";
   if (!clustered) {
     node.innerHTML = `<p>${badge("passing", "single agent")}</p><p class="small">This agent is its own leader; its store is ${esc(self.Stats.waypost.store)}. No etcd.</p>`;
     return;

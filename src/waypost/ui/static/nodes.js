@@ -88,21 +88,34 @@ function drawRing(figure, legend, ring) {
   const colour = (name) => `m${members.indexOf(name) % PALETTE}`;
   const totalChecks = ring.Members.reduce((sum, m) => sum + m.Checks, 0);
   // An SVG arc cannot close on itself: a long one is drawn as two halves.
-  const pieces = ring.Arcs.flatMap(([start, end, owner]) => (end - start > 0.5
+  const halves = (list) => list.flatMap(([start, end, owner]) => (end - start > 0.5
     ? [[start, (start + end) / 2, owner], [(start + end) / 2, end, owner]]
     : [[start, end, owner]]));
-  const arcs = pieces.map(([start, end, owner]) =>
-    `<path class="arc ${colour(owner)}" d="${arcPath(start, end, 92, 64)}"/>`).join("");
+  // Outer band: the ring's arcs as they are (many small ones per member, as
+  // its virtual nodes fall). Inner band: each member's share of the check
+  // duty, one segment each.
+  const outer = halves(ring.Arcs).map(([start, end, owner]) =>
+    `<path class="arc ${colour(owner)}" d="${arcPath(start, end, 96, 80)}"/>`).join("");
+  let at = 0;
+  const duty = [];
+  for (const m of ring.Members) {
+    const share = totalChecks ? m.Checks / totalChecks : m.Share;
+    if (share > 0) duty.push([at, at + share, m.Name]);
+    at += share;
+  }
+  const inner = halves(duty).map(([start, end, owner]) =>
+    `<path class="arc duty ${colour(owner)}" d="${arcPath(start, Math.min(end, 1), 72, 52)}"/>`).join("");
+  const arcs = outer + inner;
   const summary = ring.Mode === "single"
     ? `One agent (${ring.Self}): it owns the whole ring and every check.`
     : `${members.length} members on a ring of ${ring.Points} points.`;
   figure.innerHTML = `<svg viewBox="0 0 200 200" width="240" height="240" role="img" aria-labelledby="ring-desc">
-    <title id="ring-desc">Consistent-hash ring: ${esc(ring.Members.map((m) => `${m.Name} ${(m.Share * 100).toFixed(1)}% of keys`).join(", "))}</title>
+    <title id="ring-desc">Consistent-hash ring (outer band: each member's arcs; inner band: its share of the checks): ${esc(ring.Members.map((m) => `${m.Name} ${(m.Share * 100).toFixed(1)}% of keys, ${m.Checks} checks`).join("; "))}</title>
     ${arcs}
-    <text x="100" y="96" text-anchor="middle" class="ring-label">${members.length}</text>
-    <text x="100" y="114" text-anchor="middle" class="ring-sub">member${members.length === 1 ? "" : "s"}</text>
+    <text x="100" y="104" text-anchor="middle" class="ring-label">${members.length}</text>
+    <text x="100" y="118" text-anchor="middle" class="ring-sub">member${members.length === 1 ? "" : "s"}</text>
   </svg>`;
-  legend.innerHTML = `<p class="small">${esc(summary)} Each check belongs to one member: the agent it runs on, or the ring's owner of its node and ID.</p>
+  legend.innerHTML = `<p class="small">${esc(summary)} Each check belongs to one member: the agent it runs on, or the ring's owner of its node and ID. Outer band: the ring's arcs; inner band: the checks each member owns.</p>
   <table class="legend">
     <caption class="sr-only">Members, their share of the ring and of the check duty</caption>
     <thead><tr><th scope="col">Member</th><th scope="col">Ring share</th><th scope="col">Checks owned</th></tr></thead>

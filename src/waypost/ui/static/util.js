@@ -124,7 +124,7 @@ export function sparkline(name, total, now = Date.now()) {
   const label = points.length
     ? `Passing instances over the last hour: now ${current} of ${total}, lowest ${low}`
     : "No history yet";
-  return `<svg class="spark" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(label)}"><path class="spark-base" d="M0 ${height - 1} H${width}"/>${path ? `<path class="spark-line" d="${path}"/>` : ""}</svg>`;
+  return `<svg class="spark" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" preserveAspectRatio="none" role="img" aria-label="${esc(label)}"><path class="spark-base" d="M0 ${height - 1} H${width}"/>${path ? `<path class="spark-line" d="${path}"/>` : ""}</svg>`;
 }
 
 /** Line diff (LCS) of two texts: [{kind: "same"|"add"|"del", text}]. */
