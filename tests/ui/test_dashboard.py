@@ -300,7 +300,7 @@ def test_kv_edit_shows_a_diff_and_saves_with_cas(tab: Tab) -> None:
     expect(page.locator("#kv-diff .d-del")).to_have_text("- two")
     expect(page.locator("#kv-diff .d-add")).to_have_text("+ TWO")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
+    expect(page.locator("#kv-notice")).to_have_text("Saved.")
     assert httpx.get(f"{tab.agent.url}/v1/kv/edit/me?raw").text == "one\nTWO\n"
     assert tab.errors == []
 
@@ -443,4 +443,32 @@ def test_services_filter_by_name_tag_and_status(tab: Tab) -> None:
     expect(page.locator('tr[data-service="cache"]')).to_be_visible()
     expect(page.locator('tr[data-service="web"]')).to_have_count(0)
     expect(page.locator("#svc-count")).to_contain_text(" of ")
+    assert tab.errors == []
+
+
+def test_kv_create_and_delete_with_confirmation(tab: Tab) -> None:
+    page = tab.open("#/kv/made/")
+    expect(page.get_by_text("No keys here yet.")).to_be_visible(timeout=10_000)
+    page.get_by_label("Key", exact=True).fill("by-hand")
+    page.get_by_label("Value", exact=True).fill("hello")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#kv-meta")).to_contain_text("ModifyIndex")
+    assert httpx.get(f"{tab.agent.url}/v1/kv/made/by-hand?raw").text == "hello"
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{tab.agent.url}/ui/#/kv/made/")
+    assert httpx.get(f"{tab.agent.url}/v1/kv/made/by-hand").status_code == 404
+    expect(page.get_by_text("No keys here yet.")).to_be_visible()
+    assert tab.errors == []
+
+
+def test_copy_puts_the_command_line_on_the_clipboard(tab: Tab) -> None:
+    tab.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = tab.open("#/services/web")
+    page.get_by_role("button", name="Copy curl").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert (
+        copied == f"curl -s 'http://{tab.agent.address}/v1/health/service/web?passing'"
+    )
     assert tab.errors == []

@@ -53,12 +53,20 @@ function folder(main, prefix, signal) {
     </section>`;
   const rows = main.querySelector("#kv-rows");
   const message = main.querySelector("#kv-notice");
-  watch(`/v1/kv/${encodeKey(prefix)}?keys&separator=/`, {
+  // Every key, folded here: Consul answers 404 for a folder with no keys
+  // (a console error in the browser), but never for the root.
+  watch("/v1/kv/?keys", {
     signal,
     missingOk: true,
-    onData(keys) {
+    onData(all) {
       notice(message, "info", "");
-      keys = (keys || []).filter((k) => k !== prefix);
+      const keys = [];
+      for (const k of all || []) {
+        if (!k.startsWith(prefix) || k === prefix) continue;
+        const cut = k.indexOf("/", prefix.length);
+        const name = cut >= 0 ? k.slice(0, cut + 1) : k;
+        if (keys[keys.length - 1] !== name) keys.push(name);
+      }
       rows.innerHTML = keys.length ? keys.map((k) => {
         const label = k.slice(prefix.length);
         const isFolder = k.endsWith("/");
@@ -129,8 +137,17 @@ function key(main, name, signal) {
     showMeta();
   };
 
-  watch(`/v1/kv/${encodeKey(name)}`, {
-    signal,
+  // Its own controller: deleting the key stops the watch first, so the
+  // page does not ask for a key it removed (a 404).
+  let watching = null;
+  const startWatch = () => {
+    const mine = new AbortController();
+    watching = mine;
+    signal.addEventListener("abort", () => mine.abort(), { once: true });
+    watchKey(mine.signal);
+  };
+  const watchKey = (keySignal) => watch(`/v1/kv/${encodeKey(name)}`, {
+    signal: keySignal,
     missingOk: true,
     onData(entries) {
       if (!entries || !entries.length) {
@@ -146,7 +163,8 @@ function key(main, name, signal) {
       const entry = entries[0];
       if (!loaded || !dirty()) {
         load(entry);
-        notice(message, "info", "");
+        // Our own save wakes this too: its "Saved." stays.
+        if (!message.classList.contains("ok")) notice(message, "info", "");
       } else {
         latest = entry.ModifyIndex;
         showMeta();
@@ -155,6 +173,7 @@ function key(main, name, signal) {
     },
     onError(error) { notice(message, "error", explain(error)); },
   });
+  startWatch();
 
   textarea.addEventListener("input", () => {
     save.disabled = true;
@@ -204,16 +223,18 @@ function key(main, name, signal) {
     if (!loaded) return;
     const sure = await confirmAction({ title: `Delete ${name}?`, text: `The key ${name} and its value are removed.`, action: "Delete" });
     if (!sure) return;
+    watching.abort();
     try {
       const { data } = await api(`/v1/kv/${encodeKey(name)}?cas=${loaded.index}`, { method: "DELETE" });
       if (data === true) {
         announce(`Deleted ${name}.`);
         location.hash = `#/kv/${encodeKey(parent)}`;
-      } else {
-        notice(message, "error", "Not deleted: the key changed since you loaded it; revert to see the new value.");
+        return;
       }
+      notice(message, "error", "Not deleted: the key changed since you loaded it; revert to see the new value.");
     } catch (error) {
       notice(message, "error", explain(error));
     }
+    startWatch();
   });
 }
