@@ -21,7 +21,13 @@ from waypost.exceptions import InvalidRequest
 from waypost.http import filtering, wire
 from waypost.http.catalog import require_local_datacenter, required_tail
 from waypost.http.decode import decode_json
-from waypost.http.messages import Query, Request, Response, json_response
+from waypost.http.messages import (
+    Query,
+    Request,
+    Response,
+    json_response,
+    text_response,
+)
 
 if TYPE_CHECKING:
     from waypost.registry import Registry
@@ -66,7 +72,7 @@ async def node(registry: Registry, request: Request) -> Query:
     def render() -> Response:
         entry = catalog.coordinates.get(name)
         if entry is None:
-            return Response(404, b"", [])
+            return text_response("", 404)  # Consul: 404, no body
         return json_response([wire.coordinate_json(entry)])
 
     return Query([T_COORDINATES], render)

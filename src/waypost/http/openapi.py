@@ -735,7 +735,7 @@ OPERATIONS: tuple[Op, ...] = (
        answer={"type": "array", "items": _obj({"Node": _STR}, ["Node"])},
        blocking=True),
     Op("/v1/coordinate/datacenters", "GET", "/v1/coordinate/datacenters",
-       "The datacenter's agent coordinates (Consul: the WAN servers')", (),
+       "The datacenter's agent coordinates (Consul: the WAN servers')", ("token",),
        answer={"type": "array", "items": _obj({"Datacenter": _STR, "AreaID": _STR,
                "Coordinates": _list("Coordinate")}, ["Datacenter"])}),
     Op("/v1/coordinate/nodes", "GET", "/v1/coordinate/nodes",
