@@ -49,6 +49,9 @@ from schemathesis import GenerationMode, checks as st_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _results import environment, write_section  # noqa: E402
 
 from waypost.durations import parse_duration  # noqa: E402
 from waypost.http.openapi import build  # noqa: E402
@@ -396,6 +399,35 @@ def run_store(store: str, examples: int, seed: int) -> Run:
     return run
 
 
+def _markdown(results: list[dict[str, Any]], examples: int, seed: int) -> str:
+    lines = [
+        f"### schemathesis against real agents ({environment()},"
+        f" schemathesis {schemathesis.SCHEMATHESIS_VERSION})",
+        "",
+        f"`python bench/fuzz_api.py --examples {examples} --seed {seed}`: for"
+        " every operation but leave and monitor, that many schema-valid and"
+        " schema-violating examples; ACLs on; then the accepted writes"
+        " replayed on a fresh agent and both states compared.",
+        "",
+        "| store | requests (valid / invalid) | statuses | 5xx | failed checks"
+        " | accepted writes | replay refused | state differences | alive,"
+        " bugs logged | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        statuses = ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items())
+        modes = r["by_mode"]
+        lines.append(
+            f"| {r['store']} | {r['requests']:,} ({modes.get('positive', 0):,} /"
+            f" {modes.get('negative', 0):,}) | {statuses} | {r['server_errors']}"
+            f" | {sum(r['failures'].values())} | {r['accepted_writes']:,}"
+            f" | {len(r['replay_refused'])} | {len(r['state_differences'])}"
+            f" | {'yes' if r['alive'] else 'NO'}, {r['bugs_logged']}"
+            f" | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=25, help="per operation")
@@ -403,6 +435,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--quick", action="store_true", help="5 examples")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--no-write", action="store_true", help="leave bench/RESULTS.md alone"
+    )
     args = parser.parse_args()
     examples = 5 if args.quick else args.examples
     stores = ("sqlite", "dev") if args.store == "both" else (args.store,)
@@ -411,6 +446,8 @@ def main() -> int:
     print(text)
     if args.json:
         args.json.write_text(text)
+    if not args.quick and not args.no_write:
+        write_section("fuzz", _markdown(results, examples, args.seed))
     ok = all(
         r["server_errors"] == 0
         and r["network_errors"] == 0
