@@ -309,6 +309,10 @@ def test_bad_request_is_rejected_and_changes_nothing(
             "/v1/operator/raft/configuration?dc=elsewhere",
             "No path to datacenter",
         ),
+        ("GET", "/v1/operator/autopilot/health?dc=elsewhere", "No path to"),
+        ("GET", "/v1/operator/usage?dc=elsewhere", "No path to datacenter"),
+        ("GET", "/v1/connect/intentions?dc=elsewhere", "No path to datacenter"),
+        ("GET", "/v1/connect/ca/roots?dc=elsewhere", "No path to datacenter"),
     ],
 )
 def test_bad_query_values_are_400_and_change_nothing(
@@ -318,6 +322,28 @@ def test_bad_query_values_are_400_and_change_nothing(
     response = seeded.request(method, path, content=b"v")
     assert response.status_code == 400, response.text
     assert message in response.text
+    assert _state(seeded) == before
+
+
+@pytest.mark.parametrize("name", ["%C2%B3x", "x" * 65])
+def test_a_leaf_certificate_for_a_name_no_certificate_holds_is_400(
+    seeded: httpx.Client, name: str
+) -> None:
+    """Was a 500 (found by bench/fuzz_api.py)."""
+    seeded.get("/v1/agent/connect/ca/leaf/web").raise_for_status()  # the CA exists
+    before = _state(seeded)
+    response = seeded.get(f"/v1/agent/connect/ca/leaf/{name}")
+    assert response.status_code == 400, response.text
+    assert "for a certificate" in response.text
+    assert _state(seeded) == before
+
+
+def test_a_body_of_other_whitespace_is_not_an_empty_body(seeded: httpx.Client) -> None:
+    """Only JSON's whitespace makes an empty body; a vertical tab is a 400."""
+    before = _state(seeded)
+    response = seeded.put("/v1/agent/check/register", content=b"\x0b\t")
+    assert response.status_code == 400, response.text
+    assert "Request decode failed" in response.text
     assert _state(seeded) == before
 
 

@@ -31,6 +31,7 @@ from waypost.core.config.changes import (
 from waypost.core.config.model import Setting
 from waypost.durations import format_duration, parse_duration
 from waypost.exceptions import InvalidRequest
+from waypost.http.catalog import require_local_datacenter
 from waypost.http.decode import decode_json
 from waypost.http.messages import Query, Request, Response, json_response
 
@@ -203,6 +204,7 @@ def _public_root(root: dict[str, Any], index: Setting) -> dict[str, Any]:
 
 async def roots(registry: Registry, request: Request) -> Query:
     """structs.IndexedCARoots; `?pem=true`: the roots as a PEM bundle."""
+    require_local_datacenter(registry, request)
     await _ensure(registry)
     pem = request.flag("pem")
 
@@ -228,6 +230,7 @@ async def roots(registry: Registry, request: Request) -> Query:
 
 
 async def configuration(registry: Registry, request: Request) -> Response | Query:
+    require_local_datacenter(registry, request)
     if request.method == "PUT":
         return await _put_configuration(registry, request)
     await _ensure(registry)
@@ -383,6 +386,7 @@ async def _rotate(
 async def leaf(registry: Registry, request: Request) -> Response:
     """structs.IssuedCert for a service, signed by the active root (made
     per request, as Consul's agent cache makes one on a miss)."""
+    require_local_datacenter(registry, request)
     service = request.tail
     if not service:
         raise InvalidRequest("Missing service name")
@@ -398,35 +402,44 @@ async def leaf(registry: Registry, request: Request) -> Response:
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     ttl = parse_duration(str(config["Config"]["LeafCertTTL"]))
     serial = x509.random_serial_number()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(seconds=ttl))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.UniformResourceIdentifier(uri),
-                    x509.DNSName(f"{service}.svc.default.{domain[:8]}.consul"),
-                ]
-            ),
-            critical=False,
+    # A name a certificate cannot hold (not ASCII, a CN over 64 characters)
+    # is the caller's mistake: found by bench/fuzz_api.py as a 500.
+    try:
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(seconds=ttl))
+            .add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            )
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.UniformResourceIdentifier(uri),
+                        x509.DNSName(f"{service}.svc.default.{domain[:8]}.consul"),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [
+                        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+                    ]
+                ),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
         )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [
-                    x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
-                    x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
-                ]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
+    except ValueError as exc:
+        raise InvalidRequest(
+            f'Invalid service name "{service}" for a certificate: {exc}'
+        ) from None
     return json_response(
         {
             "SerialNumber": colon_hex(serial.to_bytes(20, "big").lstrip(b"\0")),

@@ -20,6 +20,7 @@ from waypost.core.config.changes import (
 )
 from waypost.core.config.model import ConfigEntry
 from waypost.exceptions import InvalidRequest, NotFound
+from waypost.http.catalog import require_local_datacenter
 from waypost.http.config_entries import entry_fields
 from waypost.http.connect_wire import fold
 from waypost.http.decode import decode_json
@@ -100,6 +101,7 @@ def all_intentions(registry: Registry) -> list[dict[str, Any]]:
 
 
 async def list_or_create(registry: Registry, request: Request) -> Response | Query:
+    require_local_datacenter(registry, request)
     if request.method == "POST":
         return await _create(registry, request)
 
@@ -122,6 +124,7 @@ def _pair(request: Request) -> tuple[str, str]:
 
 
 async def exact(registry: Registry, request: Request) -> Response | Query:
+    require_local_datacenter(registry, request)
     source, destination = _pair(request)
     if request.method == "PUT":
         return await _upsert(registry, request, source, destination)
@@ -164,6 +167,7 @@ def decide(registry: Registry, source: str, destination: str) -> bool:
 
 
 async def check(registry: Registry, request: Request) -> Query:
+    require_local_datacenter(registry, request)
     source, destination = _pair(request)
     source_type = request.get("source-type", "consul")
     if source_type != "consul":
@@ -176,6 +180,7 @@ async def check(registry: Registry, request: Request) -> Query:
 
 
 async def match(registry: Registry, request: Request) -> Query:
+    require_local_datacenter(registry, request)
     by = request.get("by")
     if not by:
         raise InvalidRequest("required query parameter 'by' not set")
@@ -308,6 +313,7 @@ def _by_id(registry: Registry, legacy_id: str) -> tuple[ConfigEntry, dict[str, A
 async def by_id(registry: Registry, request: Request) -> Response | Query:
     """/v1/connect/intentions/:id (deprecated in Consul): intentions made by
     POST, found by their legacy ID."""
+    require_local_datacenter(registry, request)
     legacy_id = request.tail
     if not legacy_id:
         raise InvalidRequest("Missing intention ID")

@@ -492,8 +492,11 @@ class Op(NamedTuple):
     text: bool = False
     #: Error statuses answered as a JSON string rather than text.
     json_errors: tuple[int, ...] = ()
-    #: The 200 answer is bytes of this media type (a snapshot's gzipped tar).
+    #: The 200 answer may be bytes of this media type (a snapshot's gzipped
+    #: tar, a PEM bundle).
     media: str = ""
+    #: A 404 has no body (a missing key or coordinate, as Consul).
+    bare_404: bool = False
 
 
 def _list(name: str) -> JSON:
@@ -616,7 +619,8 @@ OPERATIONS: tuple[Op, ...] = (
     Op("/v1/kv/", "GET", "/v1/kv/{key}",
        "A key (404: none), every key under it (?recurse), or their names (?keys)",
        (*READ, "recurse", "keys", "separator", "raw", "ns"),
-       answer={"anyOf": [_list("KVPair"), _STRINGS]}, blocking=True, text=True),
+       answer={"anyOf": [_list("KVPair"), _STRINGS]}, blocking=True, text=True,
+       bare_404=True),
     Op("/v1/kv/", "PUT", "/v1/kv/{key}",
        "Store the body as the key's value (false: the CAS did not hold)",
        (*WRITE, "cas", "flags", "acquire", "release", "ns"), body="raw",
@@ -743,7 +747,7 @@ OPERATIONS: tuple[Op, ...] = (
        answer=_list("Coordinate"), blocking=True),
     Op("/v1/coordinate/node/", "GET", "/v1/coordinate/node/{node}",
        "One node's network coordinate", READ, answer=_list("Coordinate"),
-       blocking=True),
+       blocking=True, bare_404=True),
     Op("/v1/coordinate/update", "PUT", "/v1/coordinate/update",
        "Set a node's network coordinate", WRITE, body="raw", answer=_TRUE),
     Op("/v1/agent/reload", "PUT", "/v1/agent/reload",
@@ -882,7 +886,8 @@ OPERATIONS += (
     ),
     *(
         Op(route, "GET", route, "The Connect CA's roots (?pem: a PEM bundle)",
-           (*READ, "pem"), answer={"type": "object"}, blocking=True, text=True)
+           (*READ, "pem"), answer={"type": "object"}, blocking=True,
+           media="application/pem-certificate-chain")
         for route in ("/v1/connect/ca/roots", "/v1/agent/connect/ca/roots")
     ),
     Op("/v1/connect/ca/configuration", "GET", "/v1/connect/ca/configuration",
@@ -1013,18 +1018,25 @@ def _operation(op: Op, bodies: _BodySchemas) -> JSON:
             "content": {"application/octet-stream": {"schema": {"format": "binary"}}}
         }
     elif op.body is not None:
-        out["requestBody"] = {
-            "content": {"application/json": {"schema": bodies.of(op.body)}}
-        }
+        schema = bodies.of(op.body)
+        if isinstance(op.body, decode.Obj) and op.body.name not in REQUIRED:
+            schema = _nullable(schema)  # Go decodes `null` into a struct as {}
+        out["requestBody"] = {"content": {"application/json": {"schema": schema}}}
     responses: JSON = {"200": _success(op)}
+    for status in op.also:
+        if status not in ERRORS and op.answer is not None:
+            responses[str(status)] = {
+                "description": "See the summary",
+                "content": {"application/json": {"schema": op.answer}},
+            }
     for status, description in ERRORS.items():
         content: JSON = dict(_TEXT)
         if status in op.also and op.answer is not None:
             content["application/json"] = {"schema": op.answer}
         if status in op.json_errors:
             content = {**content, "application/json": {"schema": _STR}}
-        if status == 404 and op.route == "/v1/kv/" and op.method == "GET":
-            content = {}  # Consul's KV answers a missing key with no body
+        if status == 404 and op.bare_404:
+            content = {}
         responses[str(status)] = {"description": description, "content": content}
     out["responses"] = responses
     return out
