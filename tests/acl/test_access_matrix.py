@@ -998,6 +998,17 @@ CASES: list[Case] = [
         lambda w: "/v1/agent/force-leave/nowhere",
         lambda c: (allowed(can(c, "operator", "", "write"), 400), None),
     ),
+    Case(
+        "agent connect authorize",
+        "POST",
+        lambda w: "/v1/agent/connect/authorize",
+        _write("service", "web"),
+        body=lambda w: {
+            "Target": "web",
+            "ClientCertURI": "spiffe://x.consul/ns/default/dc/dc1/svc/db",
+        },
+    ),
+    Case("agent version", "GET", lambda w: "/v1/agent/version", _everyone()),
     # ---- Eureka's API on the same catalog
     *(
         Case(f"eureka {what}", "GET", lambda w, path=path: path, _every_service_read)

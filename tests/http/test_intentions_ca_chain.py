@@ -305,3 +305,38 @@ def test_force_leave_answers_consuls_error_and_removes_nothing(
     assert own.status_code == 400
     nodes = [n["Node"] for n in fresh_http.get("/v1/catalog/nodes").json()]
     assert agent.node in nodes
+
+
+def test_connect_authorize_answers_from_the_intentions(
+    fresh_http: httpx.Client,
+) -> None:
+    http = fresh_http
+    uri = (
+        "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web"
+    )
+    body = {"Target": "db", "ClientCertURI": uri}
+    default = http.post("/v1/agent/connect/authorize", json=body).json()
+    assert default == {
+        "Authorized": True,
+        "Reason": "Default behavior configured by ACLs",
+    }
+    http.put(
+        EXACT, params={"source": "web", "destination": "db"}, json={"Action": "deny"}
+    )
+    denied = http.post("/v1/agent/connect/authorize", json=body).json()
+    assert denied["Authorized"] is False
+    assert denied["Reason"].startswith("Matched L4 intention: web => db")
+    bad = http.post(
+        "/v1/agent/connect/authorize", json={"Target": "db", "ClientCertURI": "x"}
+    )
+    assert bad.status_code == 400
+    assert bad.text == "ClientCertURI not a valid Connect identifier"
+    missing = http.post("/v1/agent/connect/authorize", json={"ClientCertURI": uri})
+    assert missing.text == "Target service must be specified."
+
+
+def test_agent_version_names_the_consul_version_spoken(http: httpx.Client) -> None:
+    version = http.get("/v1/agent/version").json()
+    self_version = http.get("/v1/agent/self").json()["Config"]["Version"]
+    assert version["HumanVersion"] == self_version
+    assert version["SHA"].startswith("waypost-")

@@ -309,6 +309,12 @@ def _intention_exact(registry: Registry, request: Request, authz: Authorizer) ->
     require(authz, "service", destination, access)
 
 
+def _authorize(registry: Registry, request: Request, authz: Authorizer) -> None:
+    """Consul: service:write on the target."""
+    target = _field(_body(request), "Target")
+    require(authz, "service", target if isinstance(target, str) else "", WRITE)
+
+
 def _intention_check(registry: Registry, request: Request, authz: Authorizer) -> None:
     require(authz, "service", request.get("destination"), READ)
 
@@ -848,6 +854,8 @@ RULES: dict[Handler, Rule] = {
     connect_ca.leaf: Rule(_service_write_tail),
     discovery_chain.read: Rule(_service_read_tail),
     operator.force_leave: Rule(_operator_write),
+    intentions.authorize: Rule(_authorize),
+    operator.version: _NOTHING,  # Consul checks no ACL here
 }
 
 __all__ = ["LIST", "RULES", "Rule", "filtered", "guard", "resolve"]

@@ -166,6 +166,59 @@ def decide(registry: Registry, source: str, destination: str) -> bool:
     return not (acl.enabled and acl.default_policy == "deny")
 
 
+def _matching(
+    registry: Registry, source: str, destination: str
+) -> dict[str, Any] | None:
+    candidates = [
+        i
+        for i in all_intentions(registry)
+        if matches(i["DestinationName"], destination)
+        and matches(i["SourceName"], source)
+    ]
+    return candidates[0] if candidates else None
+
+
+async def authorize(registry: Registry, request: Request) -> Response:
+    """POST /v1/agent/connect/authorize: Consul's ConnectAuthorize, from the
+    client certificate's SPIFFE ID and the intentions. Answered as data: no
+    proxy of waypost's asks."""
+    data = decode_json(request.body) if request.body.strip() else {}
+    if not isinstance(data, dict):
+        raise InvalidRequest("Request decode failed: body is not a JSON object")
+    target = _get(data, "Target", "")
+    uri = _get(data, "ClientCertURI", "")
+    if not isinstance(target, str) or not target:
+        raise InvalidRequest("Target service must be specified.")
+    if not isinstance(uri, str) or not uri:
+        raise InvalidRequest("ClientCertURI must be specified.")
+    source = _spiffe_service(uri)
+    if source is None:
+        raise InvalidRequest("ClientCertURI not a valid Connect identifier")
+    found = _matching(registry, source, target)
+    if found is not None:
+        allowed = found.get("Action", "allow") != "deny"
+        reason = (
+            f"Matched L4 intention: {found['SourceName']} =>"
+            f" {found['DestinationName']} (Precedence: {found['Precedence']})"
+        )
+    else:
+        allowed = decide(registry, source, target)
+        reason = "Default behavior configured by ACLs"
+    return json_response({"Authorized": allowed, "Reason": reason})
+
+
+def _spiffe_service(uri: str) -> str | None:
+    """The service of `spiffe://<domain>/ns/<ns>/dc/<dc>/svc/<service>`."""
+    if not uri.startswith("spiffe://"):
+        return None
+    parts = uri.removeprefix("spiffe://").split("/")
+    if len(parts) == 7 and parts[1::2] == ["ns", "dc", "svc"] and parts[6]:
+        return parts[6]
+    if len(parts) == 9 and parts[1::2] == ["ap", "ns", "dc", "svc"] and parts[8]:
+        return parts[8]
+    return None
+
+
 async def check(registry: Registry, request: Request) -> Query:
     require_local_datacenter(registry, request)
     source, destination = _pair(request)

@@ -907,6 +907,14 @@ OPERATIONS += (
     Op("/v1/agent/force-leave/", "PUT", "/v1/agent/force-leave/{node}",
        "Force a member out (waypost: no gossip pool, always 400)",
        (*WRITE, "prune", "wan")),
+    Op("/v1/agent/connect/authorize", "POST", "/v1/agent/connect/authorize",
+       "Would a client certificate be allowed to the target (intentions)",
+       ("token",), body=decode.anything,
+       answer=_obj({"Authorized": _TRUE, "Reason": _STR})),
+    Op("/v1/agent/version", "GET", "/v1/agent/version",
+       "The Consul version this agent speaks", (),
+       answer=_obj({"SHA": _STR, "BuildDate": _STR, "HumanVersion": _STR,
+                    "FIPS": _STR})),
 )  # fmt: skip
 
 # Sessions (issue 15); the body is read back from http/session.py's decoder.

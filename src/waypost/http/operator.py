@@ -403,3 +403,21 @@ async def force_leave(registry: Registry, request: Request) -> Response:
         " mode a stopped agent leaves when its etcd lease expires; deregister"
         " a catalog node with /v1/catalog/deregister)"
     )
+
+
+# ---------------------------------------------------------------- version
+
+
+async def version(registry: Registry, request: Request) -> Response:
+    """GET /v1/agent/version: Consul's version.Info, the Consul API version
+    waypost speaks, and waypost's own in `Revision`-like `SHA`."""
+    from waypost import __version__
+
+    return json_response(
+        {
+            "SHA": f"waypost-{__version__}",
+            "BuildDate": "",
+            "HumanVersion": CONSUL_API_VERSION,
+            "FIPS": "",
+        }
+    )

@@ -192,6 +192,8 @@ ROUTES: list[tuple[str, frozenset[str], Handler]] = [
     ("/v1/agent/connect/ca/leaf/", GET, connect_ca.leaf),
     ("/v1/discovery-chain/", GET_POST, discovery_chain.read),
     ("/v1/agent/force-leave/", PUT, operator.force_leave),
+    ("/v1/agent/connect/authorize", POST, intentions.authorize),
+    ("/v1/agent/version", GET, operator.version),
 ]
 
 
