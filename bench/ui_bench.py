@@ -154,6 +154,22 @@ def main() -> None:
         summary_ms = (time.perf_counter() - started) * 1000
         summary_kib = len(summary.content) / 1024
         print(f"/v1/internal/ui/services: {summary_ms:.0f} ms, {summary_kib:.0f} KiB")
+        # One check changes: only that service's row is computed again.
+        changed = {
+            "Node": "node-001",
+            "Address": "10.1.1.1",
+            "SkipNodeUpdate": True,
+            "Check": {
+                "CheckID": "check-svc-0000-1",
+                "ServiceID": "svc-0000-1",
+                "Status": "warning",
+            },
+        }
+        httpx.put(f"{url}/v1/catalog/register", json=changed).raise_for_status()
+        started = time.perf_counter()
+        httpx.get(f"{url}/v1/internal/ui/services").raise_for_status()
+        after_change_ms = (time.perf_counter() - started) * 1000
+        print(f"/v1/internal/ui/services after one change: {after_change_ms:.0f} ms")
         read_url = f"{url}/v1/health/service/svc-0500"
         with sync_playwright() as driver:
             browser = driver.chromium.launch(
@@ -242,6 +258,10 @@ def main() -> None:
         (
             "`/v1/internal/ui/services` (the whole catalog's summary), first read",
             f"{summary_ms:.0f} ms, {summary_kib:.0f} KiB",
+        ),
+        (
+            "the same after one check changed (one row computed again)",
+            f"{after_change_ms:.0f} ms",
         ),
         (
             f"reads/s, `/v1/health/service/svc-0500` (10 instances), wrk"

@@ -36,8 +36,11 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One chromium per test module. Not per session: Playwright's sync API
+    keeps its event loop running in this thread while it is open, and the
+    asyncio tests collected after tests/ui must find no running loop."""
     reason = _why_not()
     if reason:
         pytest.skip(reason)
