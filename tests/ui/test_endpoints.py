@@ -137,3 +137,13 @@ def test_a_summary_row_follows_its_nodes_checks(agent: AgentProcess) -> None:
         http.put("/v1/agent/service/deregister/steady-1")
         names = [r["Name"] for r in http.get("/v1/internal/ui/services").json()]
         assert "steady" not in names
+
+        def node_checks() -> dict[str, str]:
+            (node,) = http.get("/v1/internal/ui/nodes").json()
+            return {c["CheckID"]: c["Status"] for c in node["Checks"]}
+
+        assert node_checks()["service:other-1"] == "critical"
+        http.put("/v1/agent/check/pass/service:other-1")
+        assert node_checks()["service:other-1"] == "passing"
+        http.put("/v1/agent/service/deregister/other-1")
+        assert "service:other-1" not in node_checks()

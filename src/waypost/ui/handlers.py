@@ -20,8 +20,15 @@ from weakref import WeakKeyDictionary
 
 from waypost.core import queries
 from waypost.core.catalog import Catalog
+from waypost.core.model import Node
 from waypost.core.ring import HASH_SPACE, HashRing
-from waypost.core.topics import T_CHECKS, T_NODES, T_SERVICES, service_topic
+from waypost.core.topics import (
+    T_CHECKS,
+    T_NODES,
+    T_SERVICES,
+    node_topic,
+    service_topic,
+)
 from waypost.http import wire
 from waypost.http.catalog import require_local_datacenter
 from waypost.http.messages import Query, Request, Response, json_response
@@ -126,27 +133,46 @@ async def nodes(registry: Registry, request: Request) -> Query:
     catalog = registry.catalog
 
     def render() -> Response:
-        rows = []
-        for name, node in sorted(catalog.nodes.items()):
-            rows.append(
-                {
-                    **wire.node_json(node),
-                    "Services": [
-                        {
-                            "ID": s.service_id,
-                            "Service": s.name,
-                            "Tags": s.tags,
-                            "Address": s.address,
-                            "Port": s.port,
-                        }
-                        for s in catalog.node_services(name)
-                    ],
-                    "Checks": [wire.check_json(c) for c in catalog.node_checks(name)],
-                }
-            )
-        return json_response(rows)
+        return json_response(node_rows(catalog))
 
     return Query([T_NODES, T_SERVICES, T_CHECKS], render)
+
+
+_NODE_ROWS: WeakKeyDictionary[Catalog, dict[str, tuple[int, JSON]]] = (
+    WeakKeyDictionary()
+)
+
+
+def node_rows(catalog: Catalog) -> list[JSON]:
+    """Every node's row, reusing those whose node topic did not move (a
+    node's topic moves with its services and checks, as `summaries`)."""
+    before = _NODE_ROWS.get(catalog, {})
+    rows: dict[str, tuple[int, JSON]] = {}
+    for name, node in sorted(catalog.nodes.items()):
+        index = catalog.topic_index(node_topic(name))
+        kept = before.get(name)
+        if kept is None or kept[0] != index:
+            kept = (index, _node_row(catalog, node))
+        rows[name] = kept
+    _NODE_ROWS[catalog] = rows
+    return [row for _, row in rows.values()]
+
+
+def _node_row(catalog: Catalog, node: Node) -> JSON:
+    return {
+        **wire.node_json(node),
+        "Services": [
+            {
+                "ID": s.service_id,
+                "Service": s.name,
+                "Tags": s.tags,
+                "Address": s.address,
+                "Port": s.port,
+            }
+            for s in catalog.node_services(node.name)
+        ],
+        "Checks": [wire.check_json(c) for c in catalog.node_checks(node.name)],
+    }
 
 
 async def ring(registry: Registry, request: Request) -> Response:
