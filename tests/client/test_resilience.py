@@ -39,7 +39,18 @@ async def test_registration_is_back_within_one_heartbeat_after_a_registry_restar
         assert interval == 1.0
         fixed_agent.stop()
         fixed_agent.start()  # same port, and empty: a --dev agent
-        assert passing_ids(fixed_agent, "api") == []
+        beat = reg.heartbeat
+        attempts_before = beat.beats + beat.failures
+
+        async def registered_again() -> bool:
+            return beat.reregistrations == 1
+
+        # Counted in heartbeats, not seconds (a loaded machine stretches
+        # both the restart and each beat): the beat that finds the restarted
+        # agent registers again. At most one beat was already in flight
+        # when the agent came back; the next one must be it.
+        await poll(registered_again, within=10)
+        assert beat.beats + beat.failures - attempts_before <= 2
 
         async def is_back() -> bool:
             # In a thread: a blocking read here would stall the event loop
@@ -47,9 +58,8 @@ async def test_registration_is_back_within_one_heartbeat_after_a_registry_restar
             found = await asyncio.to_thread(passing_ids, fixed_agent, "api")
             return found == ["api-1"]
 
-        took = await poll(is_back, within=5)
-        assert took <= interval + 0.75  # slack for a loaded CI machine
-        assert reg.heartbeat.reregistrations == 1
+        await poll(is_back, within=5)
+        assert beat.reregistrations == 1
 
 
 async def test_cache_serves_the_last_set_marked_stale_while_the_registry_is_down(
