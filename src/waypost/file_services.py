@@ -109,6 +109,8 @@ class FileServices:
                 DeregisterService(node=node, service_id=service_id, missing_ok=True)
             )
         self.services, self.checks = service_ids, check_ids
+        if not (self.files or self.dirs):
+            return  # no files given: nothing to report before "listening on"
         logger.info(
             "configuration files: %d service(s), %d check(s)",
             len(service_ids),
