@@ -49,11 +49,15 @@ def test_services_summary_is_one_blocking_query_woken_by_a_status_change(
 
     def fail_soon() -> None:
         time.sleep(0.2)  # the change must come while the query waits
-        http.put(f"/v1/agent/check/fail/service:{unique}-0")
+        # Its own connection: httpx's pool is not shared across threads.
+        with httpx.Client(base_url=http.base_url, headers=http.headers) as own:
+            own.put(f"/v1/agent/check/fail/service:{unique}-0").raise_for_status()
 
     started = time.monotonic()
-    threading.Thread(target=fail_soon).start()
+    failer = threading.Thread(target=fail_soon)
+    failer.start()
     woken = http.get(f"/v1/internal/ui/services?index={index}&wait=30s")
+    failer.join(10)  # never outlives the test (and its client)
     elapsed = time.monotonic() - started
     assert elapsed < 5, elapsed  # woken by the change, not by the 30 s wait
     assert int(woken.headers["X-Consul-Index"]) > index
