@@ -44,6 +44,10 @@ def _free_block(size: int) -> int:
         return base
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @needs_etcd
 @pytest.mark.timeout(180)
 def test_the_cluster_script_starts_three_agents_on_three_etcd_members(
@@ -66,6 +70,10 @@ def test_the_cluster_script_starts_three_agents_on_three_etcd_members(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C as in a terminal. A shell started in the background (`cmd &`,
+        # nohup, some CI runners) ignores SIGINT, every process under it
+        # inherits that, and bash cannot trap a signal ignored on entry.
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     try:
         assert script.stderr is not None
