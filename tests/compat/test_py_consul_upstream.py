@@ -1231,7 +1231,10 @@ class TestAsyncClients:
 
         # register two nodes, one with a long ttl, the other shorter
         c.agent.service.register("foo", service_id="foo:1", check=Check.ttl("10s"))
-        c.agent.service.register("foo", service_id="foo:2", check=Check.ttl("100ms"))
+        # ported: upstream's short TTL is 100ms, and two reads come 50 ms
+        # after a pass: a loaded machine saw it expire first. 1 s (and a 1.5 s
+        # wait for it to fail instead of 0.5 s) keeps every step.
+        c.agent.service.register("foo", service_id="foo:2", check=Check.ttl("1s"))
 
         time.sleep(1.0)
 
@@ -1254,7 +1257,7 @@ class TestAsyncClients:
         assert [node["Service"]["ID"] for node in nodes] == ["foo:1", "foo:2"]
 
         # wait until the short ttl node fails
-        time.sleep(0.5)
+        time.sleep(1.5)  # ported: upstream 0.5 (TTL 100ms, above)
 
         # only one node available
         _index, nodes = c.health.service("foo", passing=True)
