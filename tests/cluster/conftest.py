@@ -1,10 +1,18 @@
-"""Cluster tests print every agent's log when they fail (CI has nothing else)."""
+"""Cluster tests print every agent's log when they fail (CI has nothing else).
+
+The default fixtures: a three-member etcd shared by a module's tests, and three
+fresh agents (a, b, c) on it for each test. A module that kills etcd members
+overrides `etcd` with a function-scoped one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
+
+from tests.cluster.support import Agents
+from waypost.testing import EtcdCluster
 
 
 @pytest.hookimpl(wrapper=True)
@@ -24,3 +32,16 @@ FAILED = pytest.StashKey[bool]()
 
 def failed(request: pytest.FixtureRequest) -> bool:
     return request.node.stash.get(FAILED, False)
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdCluster]:
+    with EtcdCluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
+    with Agents(etcd) as started:
+        yield started
+        started.show_logs = failed(request)

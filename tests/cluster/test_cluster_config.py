@@ -3,28 +3,10 @@ cluster mode: one state in etcd, whichever agent is asked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.cluster.conftest import failed
 from tests.cluster.support import Agents, needs_etcd
 from waypost.testing import EtcdCluster, wait_until
 
 pytestmark = needs_etcd
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdCluster]:
-    with EtcdCluster(3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
-    with Agents(etcd) as started:
-        yield started
-        started.show_logs = failed(request)
 
 
 def test_config_entries_and_their_cas_are_shared_by_every_agent(

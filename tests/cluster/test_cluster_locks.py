@@ -7,32 +7,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.cluster.conftest import failed
 from tests.cluster.support import Agents, needs_etcd
 from tests.locks import harness
-from waypost.testing import EtcdCluster, wait_until
+from waypost.testing import wait_until
 
 pytestmark = needs_etcd
 
 SECONDS = float(os.environ.get("WAYPOST_CLUSTER_LOCK_SECONDS", "45"))
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdCluster]:
-    with EtcdCluster(3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
-    with Agents(etcd) as started:
-        yield started
-        started.show_logs = failed(request)
 
 
 def test_a_lock_is_held_by_at_most_one_contender_across_agents(

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.cluster.conftest import failed
 from tests.cluster.support import (
     LEASE,
     Agents,
@@ -34,13 +33,6 @@ pytestmark = [needs_etcd, pytest.mark.timeout(300)]
 def etcd() -> Iterator[EtcdCluster]:
     with EtcdCluster(3) as cluster:
         yield cluster
-
-
-@pytest.fixture
-def agents(etcd: EtcdCluster, request: pytest.FixtureRequest) -> Iterator[Agents]:
-    with Agents(etcd) as started:
-        yield started
-        started.show_logs = failed(request)
 
 
 def _register_ttl(client: httpx.Client, sid: str, ttl: str = "2s") -> None:

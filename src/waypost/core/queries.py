@@ -93,15 +93,7 @@ def health_service(
         if has_tags(entry[1], tags)
         and node_meta_matches(selection.node_meta, entry[0].meta)
     ]
-    if not selection.passing:
-        return HealthAnswer(entries=found)
-    kept = [entry for entry in found if is_passing(entry[2])]
-    threshold = panic_threshold([entry[1].meta for entry in found], panic_default)
-    if is_panicking(len(kept), len(found), threshold):
-        return HealthAnswer(
-            entries=found, panic=panic_header(len(kept), len(found), threshold)
-        )
-    return HealthAnswer(entries=kept)
+    return _passing(found, selection, panic_default)
 
 
 def catalog_service(
